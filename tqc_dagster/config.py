@@ -1,0 +1,137 @@
+"""The project config: one YAML file (`tqc.yaml`, or the file `TQC_CONFIG` names), read once.
+
+Judge versions and the translation-id -> model map are data here, so adding `v3` is a config
+entry, not a code change. Relative paths resolve against the config file's own folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "tqc.yaml"
+CONFIG_ENV_VAR = "TQC_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A config problem, with the key and the file named so the user knows what to fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JudgeVersion(_Strict):
+    judge_model: str
+    input: str = Field(description="glob over the judge's batch outputs (.jsonl.out)")
+
+
+class TranslationModel(_Strict):
+    translation_id: int = Field(ge=1, description='the <translation id="N"> of this model in the judge prompt')
+    name: str
+
+
+class LabelThresholds(_Strict):
+    simple: float = 3.0
+    complex: float = 4.0
+
+
+class Checks(_Strict):
+    max_quarantine_rate: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class TqcConfig(_Strict):
+    storage_root: str
+    judge_versions: dict[str, JudgeVersion]
+    models: dict[str, TranslationModel]
+    labels: LabelThresholds = LabelThresholds()
+    checks: Checks = Checks()
+    config_path: str = Field("", exclude=True, description="the file this config was read from")
+
+    @field_validator("judge_versions", "models")
+    @classmethod
+    def _not_empty(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("needs at least one entry")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_ids(cls, value: dict[str, TranslationModel]) -> dict[str, TranslationModel]:
+        ids = [m.translation_id for m in value.values()]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"translation_id values must be distinct, got {ids}")
+        return value
+
+    def input_files(self, judge_version: str) -> list[str]:
+        """The batch output files of a judge version, sorted; a glob matching nothing is a config error."""
+        pattern = self.judge_versions[judge_version].input
+        files = sorted(glob.glob(pattern))
+        if not files:
+            raise ConfigError(
+                f"{self.config_path}: judge_versions.{judge_version}.input matches no file: {pattern}"
+            )
+        return files
+
+    @property
+    def judge_version_names(self) -> list[str]:
+        return list(self.judge_versions)
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+
+def _resolve(path: str, base: Path) -> str:
+    if "://" in path or os.path.isabs(path):
+        return path
+    return str(base / path)
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid config"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = {"missing": "missing key", "extra_forbidden": "unknown key"}.get(item["type"], item["msg"])
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
+    """Read and validate a config file; any problem raises ConfigError naming the key and the file."""
+    config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).resolve()
+    try:
+        raw = yaml.safe_load(config_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a mapping of config keys at the top level")
+    try:
+        config = TqcConfig.model_validate({**raw, "config_path": str(config_path)})
+    except ValidationError as error:
+        raise ConfigError(_describe(error, config_path)) from None
+    base = config_path.parent
+    return config.model_copy(
+        update={
+            "storage_root": _resolve(config.storage_root, base),
+            "judge_versions": {
+                name: jv.model_copy(update={"input": _resolve(jv.input, base)})
+                for name, jv in config.judge_versions.items()
+            },
+        }
+    )
+
+
+@lru_cache(maxsize=1)
+def project_config() -> TqcConfig:
+    """The config the Dagster definitions are built from (read once per process)."""
+    return load_config()
+

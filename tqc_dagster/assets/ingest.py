@@ -1,0 +1,158 @@
+"""Ingest: batch outputs -> raw_judgments -> processed_samples + quarantined_judgments."""
+
+
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.metadata import counts, counts_dict, markdown, sample_metadata
+from tqc_dagster.checks import schema_check, schema_spec
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.core.batch_outputs import judgments_for_model, parse_records, read_lines
+from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
+from tqc_dagster.core.manifests import manifest_comparison
+from tqc_dagster.partitions import split_key
+from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
+
+GROUP = "ingest"
+RAW = "raw_judgments"
+PROCESSED = "processed_samples"
+QUARANTINED = "quarantined_judgments"
+
+
+def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    max_rate = config.checks.max_quarantine_rate
+
+    @dg.asset(
+        name=RAW,
+        group_name=GROUP,
+        partitions_def=partitions,
+        description="What the judge's batch output files say about this model's translations, one row per "
+        "non-blank line, as found and not yet validated.",
+        check_specs=[
+            schema_spec(RAW, RawJudgments, partitions),
+            dg.AssetCheckSpec(
+                "manifest_totals",
+                asset=RAW,
+                partitions_def=partitions,
+                description="Lines read per job folder equal the job manifest's totalRecordCount "
+                "(a warning: a short folder means a lost or partly copied output file).",
+            ),
+        ],
+        metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(RawJudgments))},
+    )
+    def raw_judgments(context: dg.AssetExecutionContext):
+        judge_version, model = split_key(context.partition_key)
+        files = config.input_files(judge_version)
+        lines = read_lines(files)
+        records = parse_records(lines)
+        raw = judgments_for_model(records, judge_version, model, config.models[model].translation_id)
+        manifests = manifest_comparison(lines)
+        yield dg.Output(
+            raw,
+            metadata={
+                "files": len(files),
+                "lines_read": raw.height,
+                "blank_lines": lines.height - raw.height,
+                "parse_errors": dg.MetadataValue.json(counts_dict(raw.filter(pl.col("parse_error").is_not_null()), "parse_error")),
+                "preview": markdown(raw.drop("scores", "excerpt")),
+            },
+        )
+        yield schema_check(RawJudgments, raw, RAW)
+        yield dg.AssetCheckResult(
+            asset_key=RAW,
+            check_name="manifest_totals",
+            passed=bool(manifests.get_column("matches").all()),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"folders": markdown(manifests, 50)},
+        )
+
+    @dg.multi_asset(
+        outs={
+            PROCESSED: dg.AssetOut(
+                group_name=GROUP,
+                description="One valid sample per (judge_version, record, model) with every column of the data "
+                "contract: scores, lowest criterion, score bucket, target model and label.",
+                metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(Samples))},
+            ),
+            QUARANTINED: dg.AssetOut(
+                group_name=GROUP,
+                description="One row per rejected (record, model) with a reason code, the source file and line.",
+                metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(QuarantinedJudgments))},
+            ),
+        },
+        ins={RAW: dg.AssetIn()},
+        partitions_def=partitions,
+        check_specs=[
+            schema_spec(PROCESSED, Samples, partitions),
+            schema_spec(QUARANTINED, QuarantinedJudgments, partitions),
+            dg.AssetCheckSpec(
+                "accounting",
+                asset=PROCESSED,
+                blocking=True,
+                partitions_def=partitions,
+                description="Every non-blank line x model is a valid sample, a quarantined row or a duplicate: "
+                "nothing is dropped silently.",
+            ),
+            dg.AssetCheckSpec(
+                "quarantine_rate",
+                asset=QUARANTINED,
+                blocking=True,
+                partitions_def=partitions,
+                description=f"At most {max_rate:.0%} of (record, model) pairs are quarantined "
+                "(checks.max_quarantine_rate); more means the input or the parser is broken.",
+            ),
+        ],
+    )
+    def judged_samples(context: dg.AssetExecutionContext, raw_judgments: pl.DataFrame):
+        samples, quarantined, accounting = process(raw_judgments, thresholds)
+        by_reason = counts_dict(quarantined, "reason")
+        yield dg.Output(
+            samples,
+            output_name=PROCESSED,
+            metadata={**sample_metadata(samples), "duplicates": accounting.duplicates},
+        )
+        yield dg.Output(
+            quarantined,
+            output_name=QUARANTINED,
+            metadata={
+                "rows": quarantined.height,
+                "by_reason": dg.MetadataValue.json(by_reason),
+                "reasons": markdown(counts(quarantined, "reason"), len(QUARANTINE_REASONS)),
+                "preview": markdown(quarantined),
+            },
+        )
+        yield schema_check(Samples, samples, PROCESSED)
+        yield schema_check(QuarantinedJudgments, quarantined, QUARANTINED)
+        yield dg.AssetCheckResult(
+            asset_key=PROCESSED,
+            check_name="accounting",
+            passed=accounting.balanced,
+            metadata={
+                "lines": accounting.lines,
+                "valid": accounting.valid,
+                "quarantined": accounting.quarantined,
+                "duplicates": accounting.duplicates,
+            },
+        )
+        yield dg.AssetCheckResult(
+            asset_key=QUARANTINED,
+            check_name="quarantine_rate",
+            passed=accounting.quarantine_rate <= max_rate,
+            metadata={
+                "quarantine_rate": dg.MetadataValue.float(round(accounting.quarantine_rate, 6)),
+                "max_quarantine_rate": dg.MetadataValue.float(max_rate),
+                "by_reason": dg.MetadataValue.json(by_reason),
+            },
+        )
+
+    return [raw_judgments, judged_samples]
+
+
+def _columns(schema) -> list[dg.TableColumn]:
+    """Column names, types and descriptions from a pandera model, for the asset page."""
+    columns = schema.to_schema().columns
+    return [
+        dg.TableColumn(name, str(column.dtype), description=column.description or "")
+        for name, column in columns.items()
+    ]

@@ -1,0 +1,80 @@
+"""The `tqc` command: demo data, and materializing the graph on a persistent Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tqc_dagster.config import CONFIG_ENV_VAR, ConfigError, TqcConfig, load_config
+
+DAGSTER_HOME_FOLDER = "dagster_home"
+TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
+
+
+@click.group()
+def main() -> None:
+    """tqc_dagster: LLM-judge verdicts on translations -> fine-tuning data."""
+
+
+@main.command("demo-data")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="default: data/demo next to the config")
+@click.option("--records", type=click.IntRange(min=1), default=2000, show_default=True, help="judge records per judge version")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--if-absent", is_flag=True, help="do nothing when the folder already holds demo data")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+def demo_data(out_dir: str | None, records: int, seed: int, if_absent: bool, config_path: str | None) -> None:
+    """Write realistic judge batch outputs for v1 and v2 in the real Bedrock folder layout."""
+    from tqc_dagster.demo_data import SUMMARY_NAME, write_demo_data
+
+    target = Path(out_dir) if out_dir else _config_folder(config_path) / "data" / "demo"
+    if if_absent and (target / SUMMARY_NAME).exists():
+        click.echo(f"demo data already in {target}")
+        return
+    summary = write_demo_data(target, records=records, seed=seed)
+    for version, info in summary["judge_versions"].items():
+        click.echo(f"{version}: {info['lines']} lines in {len(info['files'])} files under {info['folder']}")
+
+
+@main.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
+@click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
+@click.option("--select", "selection", default=None, help="comma-separated asset names; default: all")
+def run(config_path: str | None, partitions: tuple[str, ...], selection: str | None) -> None:
+    """Materialize the selection for each partition; exit 1 when an asset or a blocking check fails."""
+    from tqc_dagster.runner import materialize_partitions, print_summary
+
+    config = _load(config_path)
+    try:
+        outcome = materialize_partitions(config, list(partitions), selection, _instance_home(config))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    print_summary(config, outcome)
+    if not outcome.success:
+        sys.exit(1)
+
+
+def _load(config_path: str | None) -> TqcConfig:
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    os.environ[CONFIG_ENV_VAR] = config.config_path
+    return config
+
+
+def _config_folder(config_path: str | None) -> Path:
+    return Path(config_path or os.environ.get(CONFIG_ENV_VAR) or Path.cwd() / "tqc.yaml").resolve().parent
+
+
+def _instance_home(config: TqcConfig) -> Path:
+    """DAGSTER_HOME, or the `dagster_home` folder beside the config (telemetry off), so runs show in `dagster dev`."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path(config.config_path).parent / DAGSTER_HOME_FOLDER)
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(TELEMETRY_OFF)
+    return home
+

@@ -1,0 +1,164 @@
+"""From raw judge rows to valid samples and quarantined rows: the rules of the data contract, section 4.
+
+Each raw row (one non-blank line x one model) ends up exactly once as a sample, a
+quarantined row with a reason code, or a duplicate of a newer judgment of the same record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from tqc_dagster.core import batch_outputs as bo
+from tqc_dagster.core.hashing import stable_id_expr
+from tqc_dagster.core.rubric import COMPLEX, JUDGED, MAX_SCORE, MIN_SCORE, N_SCORES, SIMPLE, SIMPLE_CRITERIA
+
+# The fixed list of quarantine reason codes, in the order they are tested.
+QUARANTINE_REASONS: dict[str, str] = {
+    "unreadable_line": "the line is not JSON, or not shaped like a Bedrock batch record",
+    "missing_record_id": "the record has no recordId",
+    "batch_error": "Bedrock reported an error for the record instead of a model output",
+    "missing_model_output": "the record has neither a model output nor an error",
+    "truncated_output": "the judge stopped at max_tokens, so its array was cut off",
+    "unparseable_judge_output": "no JSON array of judge entries in the output, or it does not parse",
+    "missing_judge_entry": "the judge array has no entry for this model's translation id",
+    "empty_thought": "the entry's thought is missing or blank",
+    "wrong_score_count": f"the entry does not have exactly {N_SCORES} scores",
+    "score_not_numeric": "a score is null or not a number",
+    "score_out_of_range": f"a score is outside [{MIN_SCORE:g}, {MAX_SCORE:g}]",
+    "missing_source": "the source title is missing or empty in the prompt",
+    "missing_translation": "this model's translation is missing, empty or the literal None",
+}
+
+VALID, QUARANTINED, DUPLICATE = "valid", "quarantined", "duplicate"
+CATEGORY_PATTERN = r"^meta_(.+)_\d+_\d+$"
+UNKNOWN_CATEGORY = "unknown"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A sample is negative when its lowest score is below its target model's threshold."""
+
+    simple: float = 3.0
+    complex: float = 4.0
+
+
+def _numeric_scores() -> pl.Expr:
+    return pl.col("scores").list.eval(pl.element().str.strip_chars().cast(pl.Float64, strict=False))
+
+
+def quarantine_reason() -> pl.Expr:
+    """The first rule a raw row breaks, or null for a valid sample."""
+    scores = _numeric_scores()
+    translation = pl.col("translation").str.strip_chars()
+    rules: list[tuple[str, pl.Expr]] = [
+        ("unreadable_line", pl.col("parse_error") == bo.UNREADABLE_LINE),
+        ("missing_record_id", pl.col("record_id").is_null() | (pl.col("record_id").str.strip_chars() == "")),
+        ("batch_error", pl.col("error").is_not_null()),
+        ("missing_model_output", pl.col("parse_error") == bo.NO_MODEL_OUTPUT),
+        ("truncated_output", pl.col("stop_reason") == "max_tokens"),
+        ("unparseable_judge_output", pl.col("parse_error").is_in([bo.NO_JUDGE_ARRAY, bo.INVALID_JUDGE_ARRAY])),
+        ("missing_judge_entry", pl.col("parse_error") == bo.NO_ENTRY_FOR_ID),
+        ("empty_thought", pl.col("thought").is_null() | (pl.col("thought").str.strip_chars() == "")),
+        ("wrong_score_count", pl.col("scores").list.len().fill_null(0) != N_SCORES),
+        ("score_not_numeric", scores.list.eval(pl.element().is_null() | pl.element().is_nan()).list.any()),
+        ("score_out_of_range", scores.list.eval(~pl.element().is_between(MIN_SCORE, MAX_SCORE)).list.any()),
+        ("missing_source", pl.col("source").is_null() | (pl.col("source") == "")),
+        ("missing_translation", translation.is_null() | translation.is_in(["", "None"])),
+    ]
+    reason = pl.when(rules[0][1]).then(pl.lit(rules[0][0]))
+    for code, broken in rules[1:]:
+        reason = reason.when(broken).then(pl.lit(code))
+    return reason.otherwise(pl.lit(None, dtype=pl.String))
+
+
+def classify(raw: pl.DataFrame) -> pl.DataFrame:
+    """Add `reason` and `status` (valid / quarantined / duplicate) to every raw row.
+
+    Per record the newest valid copy (last source file, then last line) is kept; when no
+    copy is valid the newest one is quarantined; every other copy is a duplicate.
+    Unreadable lines have no record id and are each quarantined on their own.
+    """
+    ranked = raw.with_columns(quarantine_reason().alias("reason")).sort(
+        [pl.col("reason").is_null(), "source_file", "line_number"], descending=True, maintain_order=True
+    )
+    kept = pl.col("record_id").is_null() | pl.col("record_id").is_first_distinct()
+    return ranked.with_columns(
+        pl.when(~kept)
+        .then(pl.lit(DUPLICATE))
+        .when(pl.col("reason").is_null())
+        .then(pl.lit(VALID))
+        .otherwise(pl.lit(QUARANTINED))
+        .alias("status")
+    )
+
+
+def to_samples(classified: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
+    """The valid rows as samples with every column of the data contract, section 5."""
+    scores = _numeric_scores()
+    min_score = pl.col("scores").list.min()
+    criterion = pl.when(min_score < MAX_SCORE).then(pl.col("scores").list.arg_min().cast(pl.Int64))
+    target_model = pl.when(criterion.is_in(SIMPLE_CRITERIA)).then(pl.lit(SIMPLE)).otherwise(pl.lit(COMPLEX))
+    threshold = pl.when(target_model == SIMPLE).then(thresholds.simple).otherwise(thresholds.complex)
+    return (
+        classified.filter(pl.col("status") == VALID)
+        .with_columns(scores.alias("scores"))
+        .select(
+            stable_id_expr(pl.concat_str("judge_version", "model", "record_id", separator="|")).alias("sample_id"),
+            "judge_version",
+            "model",
+            "record_id",
+            pl.col("record_id").str.extract(CATEGORY_PATTERN, 1).fill_null(UNKNOWN_CATEGORY).alias("product_category"),
+            "target_lang",
+            "source",
+            pl.col("translation").str.strip_chars(),
+            "thought",
+            "scores",
+            min_score.alias("min_score"),
+            criterion.alias("criterion"),
+            min_score.floor().cast(pl.Int64).alias("score_bucket"),
+            target_model.alias("target_model"),
+            pl.when(min_score < threshold).then(pl.lit("negative")).otherwise(pl.lit("positive")).alias("label"),
+            pl.lit(JUDGED).alias("origin"),
+            pl.lit(None, dtype=pl.String).alias("synthetic_backend"),
+            pl.lit(None, dtype=pl.String).alias("synthetic_model"),
+        )
+        .sort("record_id")
+    )
+
+
+def to_quarantine(classified: pl.DataFrame) -> pl.DataFrame:
+    """One row per rejected (record, model), with its reason and where it came from."""
+    return (
+        classified.filter(pl.col("status") == QUARANTINED)
+        .select("judge_version", "model", "record_id", "reason", "source_file", "line_number", "excerpt")
+        .sort("source_file", "line_number")
+    )
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Where every non-blank line x model went; `balanced` is the contract's identity."""
+
+    lines: int
+    valid: int
+    quarantined: int
+    duplicates: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.lines == self.valid + self.quarantined + self.duplicates
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.lines if self.lines else 0.0
+
+
+def process(raw: pl.DataFrame, thresholds: Thresholds) -> tuple[pl.DataFrame, pl.DataFrame, Accounting]:
+    """raw_judgments -> (processed_samples, quarantined_judgments, accounting)."""
+    classified = classify(raw)
+    samples = to_samples(classified, thresholds)
+    quarantined = to_quarantine(classified)
+    duplicates = classified.filter(pl.col("status") == DUPLICATE).height
+    return samples, quarantined, Accounting(raw.height, samples.height, quarantined.height, duplicates)

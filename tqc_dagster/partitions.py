@@ -1,0 +1,32 @@
+"""The one partitioning of the pipeline: judge_version x model, both taken from the config."""
+
+import dagster as dg
+
+from tqc_dagster.config import TqcConfig
+
+JUDGE_VERSION = "judge_version"
+MODEL = "model"
+
+
+def judge_version_partitions(config: TqcConfig) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(config.judge_version_names)
+
+
+def sample_partitions(config: TqcConfig) -> dg.MultiPartitionsDefinition:
+    """Keys look like `v1|model_a` (dimensions are ordered by name)."""
+    return dg.MultiPartitionsDefinition(
+        {JUDGE_VERSION: judge_version_partitions(config), MODEL: dg.StaticPartitionsDefinition(config.model_names)}
+    )
+
+
+def partition_key(judge_version: str, model: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({JUDGE_VERSION: judge_version, MODEL: model})
+
+
+def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(judge_version, model) of a `v1|model_a` key."""
+    if isinstance(key, dg.MultiPartitionKey):
+        dims = key.keys_by_dimension
+        return dims[JUDGE_VERSION], dims[MODEL]
+    judge_version, model = key.split("|")
+    return judge_version, model

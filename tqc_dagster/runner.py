@@ -1,0 +1,128 @@
+"""Materializing the graph from the command line, on a persistent instance, and summarizing what it made."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.ingest import QUARANTINED, RAW
+from tqc_dagster.config import ConfigError, TqcConfig
+from tqc_dagster.definitions import ALL_ASSETS_JOB, build_definitions
+from tqc_dagster.partitions import partition_key, split_key
+from tqc_dagster.resources.storage import asset_path
+
+
+# Dagster's console logger prints every event at DEBUG; the summary below says what matters.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class PartitionRun:
+    partition: str
+    run_id: str
+    success: bool
+    failed_checks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    runs: list[PartitionRun]
+    asset_names: list[str]
+
+    @property
+    def success(self) -> bool:
+        return all(run.success and not run.failed_checks for run in self.runs)
+
+
+def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.MultiPartitionKey]:
+    everything = [partition_key(jv, model) for jv in config.judge_version_names for model in config.model_names]
+    if not requested:
+        return everything
+    known = {str(key): key for key in everything}
+    unknown = [key for key in requested if key not in known]
+    if unknown:
+        raise ConfigError(f"unknown partition(s) {unknown}; known: {sorted(known)}")
+    return [known[key] for key in requested]
+
+
+def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
+    """One in-process run of the selected assets per partition, recorded in the instance at `home`."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    defs = build_definitions(config)
+    job = defs.resolve_job_def(ALL_ASSETS_JOB)
+    all_names = sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
+    names = [name.strip() for name in selection.split(",") if name.strip()] if selection else all_names
+    unknown = sorted(set(names) - set(all_names))
+    if unknown:
+        raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
+    keys = selected_partitions(config, requested)
+    if RAW in names:
+        for judge_version in sorted({split_key(key)[0] for key in keys}):
+            config.input_files(judge_version)
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for key in keys:
+            click.echo(f"materializing {', '.join(names)} for {key} ...")
+            result = job.execute_in_process(
+                partition_key=key,
+                instance=instance,
+                asset_selection=[dg.AssetKey(name) for name in names],
+                raise_on_error=False,
+                run_config=QUIET_CONSOLE,
+            )
+            failed = [
+                f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                for evaluation in result.get_asset_check_evaluations()
+                if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+            ]
+            runs.append(PartitionRun(str(key), result.run_id, result.success, failed))
+    return RunOutcome(runs, names)
+
+
+def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
+    """Rows of every stored (asset, partition) file."""
+    rows = []
+    for asset in asset_names:
+        for judge_version in config.judge_version_names:
+            for model in config.model_names:
+                path = asset_path(config.storage_root, asset, judge_version, model)
+                if os.path.exists(path):
+                    count = pl.scan_parquet(path).select(pl.len()).collect().item()
+                    rows.append({"asset": asset, "partition": f"{judge_version}|{model}", "rows": count})
+    return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})
+
+
+def quarantine_by_reason(config: TqcConfig) -> pl.DataFrame:
+    pattern = str(Path(config.storage_root) / QUARANTINED / "*" / "*.parquet")
+    if not list(Path(config.storage_root).glob(f"{QUARANTINED}/*/*.parquet")):
+        return pl.DataFrame()
+    quarantined = pl.read_parquet(pattern)
+    return (
+        quarantined.with_columns(pl.concat_str("judge_version", "model", separator="|").alias("partition"))
+        .pivot(on="partition", index="reason", values="record_id", aggregate_function="len", sort_columns=True)
+        .fill_null(0)
+        .sort("reason")
+    )
+
+
+def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
+        click.echo("\nruns:")
+        for run in outcome.runs:
+            status = "ok" if run.success and not run.failed_checks else "FAILED"
+            checks = f" (failed checks: {', '.join(run.failed_checks)})" if run.failed_checks else ""
+            click.echo(f"  {run.partition:<20} {status}{checks}  run {run.run_id}")
+        rows = stored_rows(config, outcome.asset_names)
+        if rows.height:
+            click.echo("\nrows per asset and partition:")
+            click.echo(rows.pivot(on="partition", index="asset", values="rows", sort_columns=True))
+        reasons = quarantine_by_reason(config)
+        if reasons.height:
+            click.echo("\nquarantined (record, model) pairs by reason:")
+            click.echo(reasons)
+        click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")

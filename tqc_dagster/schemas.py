@@ -1,0 +1,99 @@
+"""pandera.polars models, one per asset: what each stored frame must look like.
+
+Column descriptions here are the ones the Dagster UI shows.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from tqc_dagster.core.judgments import QUARANTINE_REASONS
+from tqc_dagster.core.rubric import LABELS, MAX_SCORE, MIN_SCORE, N_SCORES, ORIGINS, SYNTHETIC, TARGET_MODELS
+
+
+class _Partitioned(pa.DataFrameModel):
+    judge_version: pl.String = pa.Field(description="judge generation (config key, e.g. v1)")
+    model: pl.String = pa.Field(description="translation model partition (config key, e.g. model_a)")
+
+
+class RawJudgments(_Partitioned):
+    """One row per non-blank batch-output line: what the judge said about this model's translation, as found."""
+
+    record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable")
+    source_file: pl.String = pa.Field(description="the .jsonl.out file the line came from")
+    line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in source_file")
+    target_lang: pl.String = pa.Field(nullable=True, description="target_lang of the translations in the prompt")
+    source: pl.String = pa.Field(nullable=True, description="the source product title")
+    translation: pl.String = pa.Field(nullable=True, description="this model's translation, as found in the prompt")
+    thought: pl.String = pa.Field(nullable=True, description="the judge's reasoning for this translation")
+    scores: pl.List(pl.String) = pa.Field(nullable=True, description="the judge's scores, as found (not yet validated)")
+    stop_reason: pl.String = pa.Field(nullable=True, description="why the judge stopped (max_tokens = cut off)")
+    error: pl.String = pa.Field(nullable=True, description="Bedrock's error for the record, 'code: message'")
+    input_tokens: pl.Int64 = pa.Field(nullable=True, description="judge input tokens")
+    output_tokens: pl.Int64 = pa.Field(nullable=True, description="judge output tokens")
+    parse_error: pl.String = pa.Field(nullable=True, description="why the line or the judge array could not be read")
+    excerpt: pl.String = pa.Field(nullable=True, description="first characters of the line, error or judge output")
+
+    class Config:
+        strict = True
+
+
+class Samples(_Partitioned):
+    """One valid sample per (judge_version, record, model): the data contract, section 5."""
+
+    sample_id: pl.String = pa.Field(unique=True, description="stable hash of judge_version|model|record_id (and content for synthetic rows)")
+    record_id: pl.String = pa.Field(description="Bedrock recordId")
+    product_category: pl.String = pa.Field(description="<Category> of meta_<Category>_<i>_<j>, else 'unknown'")
+    target_lang: pl.String = pa.Field(nullable=True, description="target language, e.g. zh-cn")
+    source: pl.String = pa.Field(str_length={"min_value": 1}, description="source product title")
+    translation: pl.String = pa.Field(str_length={"min_value": 1}, description="the model's translation")
+    thought: pl.String = pa.Field(str_length={"min_value": 1}, description="the judge's chain of thought")
+    scores: pl.List(pl.Float64) = pa.Field(description=f"{N_SCORES} scores in [{MIN_SCORE:g}, {MAX_SCORE:g}], one per criterion")
+    min_score: pl.Float64 = pa.Field(ge=MIN_SCORE, le=MAX_SCORE, description="lowest of the scores")
+    criterion: pl.Int64 = pa.Field(nullable=True, ge=0, le=N_SCORES - 1, description="index of the lowest score (first on ties); null when all are 5")
+    score_bucket: pl.Int64 = pa.Field(ge=0, le=int(MAX_SCORE), description="floor of the lowest score")
+    target_model: pl.String = pa.Field(isin=list(TARGET_MODELS), description="simple (criteria 0-5) or complex (6, or flawless)")
+    label: pl.String = pa.Field(isin=list(LABELS), description="negative when min_score is below the target model's threshold")
+    origin: pl.String = pa.Field(isin=list(ORIGINS), description="judged, or synthetic (made by a synthesis backend)")
+    synthetic_backend: pl.String = pa.Field(nullable=True, description="synthesis backend for synthetic rows")
+    synthetic_model: pl.String = pa.Field(nullable=True, description="model or rule set that made a synthetic row")
+
+    @pa.dataframe_check
+    def seven_scores_in_range(cls, data) -> pl.LazyFrame:
+        in_range = pl.col("scores").list.eval(pl.element().is_between(MIN_SCORE, MAX_SCORE)).list.all()
+        return data.lazyframe.select((pl.col("scores").list.len() == N_SCORES) & in_range)
+
+    @pa.dataframe_check
+    def derived_columns_agree(cls, data) -> pl.LazyFrame:
+        flawless = pl.col("min_score") == MAX_SCORE
+        criterion_ok = pl.when(flawless).then(pl.col("criterion").is_null()).otherwise(
+            pl.col("criterion") == pl.col("scores").list.arg_min().cast(pl.Int64)
+        )
+        target_ok = (pl.col("target_model") == "simple") == (pl.col("criterion") < N_SCORES - 1).fill_null(False)
+        return data.lazyframe.select(
+            (pl.col("min_score") == pl.col("scores").list.min())
+            & criterion_ok
+            & target_ok
+            & (pl.col("score_bucket") == pl.col("min_score").floor().cast(pl.Int64))
+        )
+
+    @pa.dataframe_check
+    def synthetic_rows_name_their_backend(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("origin") == SYNTHETIC) == pl.col("synthetic_backend").is_not_null())
+
+    class Config:
+        strict = True
+
+
+class QuarantinedJudgments(_Partitioned):
+    """One row per rejected (record, model), with a reason code from a fixed list."""
+
+    record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable")
+    reason: pl.String = pa.Field(isin=list(QUARANTINE_REASONS), description="reason code (see README)")
+    source_file: pl.String = pa.Field(description="the .jsonl.out file of the rejected line")
+    line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in source_file")
+    excerpt: pl.String = pa.Field(nullable=True, description="first 200 characters of what failed")
+
+    class Config:
+        strict = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 import pandera.errors
 import pandera.polars as pa
@@ -27,11 +29,15 @@ def schema_check(schema: type[pa.DataFrameModel], frame: pl.DataFrame, asset_key
     return dg.AssetCheckResult(asset_key=asset_key, check_name=SCHEMA, passed=True, metadata={"rows": frame.height})
 
 
+def check_spec(name: str, asset: str, description: str, partitions_def, blocking: bool = True) -> dg.AssetCheckSpec:
+    """A check evaluated per partition of its asset (partitioned checks are a Dagster preview feature)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name, asset=asset, blocking=blocking, partitions_def=partitions_def, description=description
+        )
+
+
 def schema_spec(asset: str, schema: type[pa.DataFrameModel], partitions_def) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        SCHEMA,
-        asset=asset,
-        blocking=True,
-        partitions_def=partitions_def,
-        description=f"Every row matches the {schema.__name__} pandera model; downstream assets do not run otherwise.",
-    )
+    description = f"Every row matches the {schema.__name__} pandera model; downstream assets do not run otherwise."
+    return check_spec(SCHEMA, asset, description, partitions_def)

@@ -21,7 +21,6 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
             dg.define_asset_job(
                 ALL_ASSETS_JOB,
                 selection=dg.AssetSelection.all(),
-                partitions_def=partitions,
                 description="Every asset of one judge_version x model partition.",
                 executor_def=dg.in_process_executor,
             )

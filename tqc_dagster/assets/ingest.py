@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.metadata import counts, counts_dict, markdown, sample_metadata
-from tqc_dagster.checks import schema_check, schema_spec
+from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.batch_outputs import judgments_for_model, parse_records, read_lines
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
@@ -31,12 +31,13 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         "non-blank line, as found and not yet validated.",
         check_specs=[
             schema_spec(RAW, RawJudgments, partitions),
-            dg.AssetCheckSpec(
+            check_spec(
                 "manifest_totals",
-                asset=RAW,
-                partitions_def=partitions,
-                description="Lines read per job folder equal the job manifest's totalRecordCount "
+                RAW,
+                "Lines read per job folder equal the job manifest's totalRecordCount "
                 "(a warning: a short folder means a lost or partly copied output file).",
+                partitions,
+                blocking=False,
             ),
         ],
         metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(RawJudgments))},
@@ -86,21 +87,19 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         check_specs=[
             schema_spec(PROCESSED, Samples, partitions),
             schema_spec(QUARANTINED, QuarantinedJudgments, partitions),
-            dg.AssetCheckSpec(
+            check_spec(
                 "accounting",
-                asset=PROCESSED,
-                blocking=True,
-                partitions_def=partitions,
-                description="Every non-blank line x model is a valid sample, a quarantined row or a duplicate: "
+                PROCESSED,
+                "Every non-blank line x model is a valid sample, a quarantined row or a duplicate: "
                 "nothing is dropped silently.",
+                partitions,
             ),
-            dg.AssetCheckSpec(
+            check_spec(
                 "quarantine_rate",
-                asset=QUARANTINED,
-                blocking=True,
-                partitions_def=partitions,
-                description=f"At most {max_rate:.0%} of (record, model) pairs are quarantined "
+                QUARANTINED,
+                f"At most {max_rate:.0%} of (record, model) pairs are quarantined "
                 "(checks.max_quarantine_rate); more means the input or the parser is broken.",
+                partitions,
             ),
         ],
     )

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test makes its own data; nothing is read from the network or the repo's data/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEMO_RECORDS = 400
+
+
+def write_config(folder: Path, demo_dir: Path, **overrides) -> Path:
+    """A project config in `folder` reading the demo batch outputs in `demo_dir`."""
+    raw = demo_dir / "raw" / "translation_eval_cot"
+    config = {
+        "storage_root": "lake",
+        "judge_versions": {
+            "v1": {"judge_model": "anthropic.claude-3-5-sonnet-20241022-v2:0", "input": f"{raw}/c35-v2/*/*/*.jsonl.out"},
+            "v2": {"judge_model": "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "input": f"{raw}/c37/*/*/*.jsonl.out"},
+        },
+        "models": {
+            "model_a": {"translation_id": 1, "name": "amazon.nova-lite-v1:0"},
+            "model_b": {"translation_id": 2, "name": "anthropic.claude-3-5-sonnet-20241022-v2:0"},
+        },
+        **overrides,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tqc.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    from tqc_dagster.demo_data import write_demo_data
+
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo_data(folder, records=DEMO_RECORDS, seed=7)
+    return folder
+
+
+@pytest.fixture
+def isolated_env(monkeypatch, tmp_path):
+    """Keep DAGSTER_HOME and TQC_CONFIG changes made by the CLI inside the test."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("TQC_CONFIG", raising=False)
+    return tmp_path

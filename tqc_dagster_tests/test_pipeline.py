@@ -1,0 +1,141 @@
+"""The real graph, materialized through `tqc run` on a persistent Dagster instance, on generated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from tqc_dagster.cli import main
+from tqc_dagster.config import load_config
+from tqc_dagster.core.judgments import QUARANTINE_REASONS
+from tqc_dagster.resources.storage import asset_path
+from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
+from tqc_dagster_tests.conftest import write_config
+
+ASSETS = ["raw_judgments", "processed_samples", "quarantined_judgments"]
+PARTITIONS = ["v1|model_a", "v1|model_b", "v2|model_a", "v2|model_b"]
+
+
+def tqc(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def project(demo_dir, tmp_path_factory):
+    """One full `tqc run` of every asset and partition, shared by the tests of this module."""
+    folder = tmp_path_factory.mktemp("project")
+    config_path = write_config(folder, demo_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.delenv("TQC_CONFIG", raising=False)
+        result = tqc("run", "--config", str(config_path))
+    return load_config(config_path), result
+
+
+def read(config, asset: str, partition: str) -> pl.DataFrame:
+    judge_version, model = partition.split("|")
+    return pl.read_parquet(asset_path(config.storage_root, asset, judge_version, model))
+
+
+def test_run_materializes_every_asset_of_every_partition(project):
+    config, result = project
+    assert result.exit_code == 0, result.output
+    for asset in ASSETS:
+        for partition in PARTITIONS:
+            assert Path(asset_path(config.storage_root, asset, *partition.split("|"))).exists()
+    assert "rows per asset and partition" in result.output and "by reason" in result.output
+
+
+def test_every_line_is_a_sample_a_quarantined_row_or_a_duplicate(project, demo_dir):
+    config, _ = project
+    summary = json.loads((demo_dir / "demo_summary.json").read_text())
+    for partition in PARTITIONS:
+        raw, samples, quarantined = (read(config, asset, partition) for asset in ASSETS)
+        judge_version = partition.split("|")[0]
+        assert raw.height == summary["judge_versions"][judge_version]["lines"]
+        keyed = raw.filter(pl.col("record_id").is_not_null())
+        duplicates = keyed.height - keyed.get_column("record_id").n_unique()
+        assert raw.height == samples.height + quarantined.height + duplicates
+        assert samples.get_column("record_id").is_unique().all()
+        assert samples.height > 0.8 * raw.height
+
+
+def test_stored_frames_match_their_schemas(project):
+    config, _ = project
+    for partition in PARTITIONS:
+        RawJudgments.validate(read(config, "raw_judgments", partition))
+        Samples.validate(read(config, "processed_samples", partition))
+        QuarantinedJudgments.validate(read(config, "quarantined_judgments", partition))
+
+
+def test_demo_faults_are_quarantined_with_their_reasons(project):
+    config, _ = project
+    reasons = set(
+        pl.concat(read(config, "quarantined_judgments", p) for p in PARTITIONS).get_column("reason").unique()
+    )
+    assert reasons <= set(QUARANTINE_REASONS)
+    assert {"unreadable_line", "truncated_output", "missing_translation", "score_out_of_range"} <= reasons
+
+
+def test_runs_and_check_results_are_recorded_in_the_instance(project):
+    config, _ = project
+    home = Path(config.config_path).parent / "dagster_home"
+    assert (home / "dagster.yaml").read_text().strip().endswith("enabled: false")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_run_records()
+        assert len(runs) == len(PARTITIONS)
+        assert all(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in runs)
+        for asset in ASSETS:
+            materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+            assert materialized == set(PARTITIONS)
+        check = dg.AssetCheckKey(dg.AssetKey("processed_samples"), "accounting")
+        assert instance.event_log_storage.get_asset_check_execution_history(check, limit=10)
+
+
+def test_rerun_gives_byte_identical_outputs(project):
+    config, _ = project
+    before = {p: Path(asset_path(config.storage_root, "processed_samples", *p.split("|"))).read_bytes() for p in PARTITIONS}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        result = tqc("run", "--config", config.config_path, "--partition", "v1|model_a", "--partition", "v2|model_b")
+    assert result.exit_code == 0, result.output
+    after = {p: Path(asset_path(config.storage_root, "processed_samples", *p.split("|"))).read_bytes() for p in PARTITIONS}
+    assert after == before
+
+
+def test_a_failed_blocking_check_fails_the_command(demo_dir, tmp_path, isolated_env):
+    config_path = write_config(tmp_path / "strict", demo_dir, checks={"max_quarantine_rate": 0.0})
+    result = tqc("run", "--config", str(config_path), "--partition", "v1|model_a", "--select", "raw_judgments,processed_samples,quarantined_judgments")
+    assert result.exit_code == 1
+    assert "quarantined_judgments:quarantine_rate" in result.output
+
+
+def test_unknown_partition_or_asset_is_a_clear_error(demo_dir, tmp_path, isolated_env):
+    config_path = str(write_config(tmp_path, demo_dir))
+    result = tqc("run", "--config", config_path, "--partition", "v9|model_a")
+    assert result.exit_code == 1 and "unknown partition" in result.output
+    result = tqc("run", "--config", config_path, "--select", "raw_judgment")
+    assert result.exit_code == 1 and "unknown asset" in result.output
+
+
+def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
+    monkeypatch.delenv("TQC_CONFIG", raising=False)
+    from tqc_dagster.definitions import defs
+
+    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS)
+    checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {
+        "raw_judgments:schema",
+        "raw_judgments:manifest_totals",
+        "processed_samples:schema",
+        "processed_samples:accounting",
+        "quarantined_judgments:schema",
+        "quarantined_judgments:quarantine_rate",
+    }
+    job = defs.resolve_job_def("all_assets")
+    assert sorted(job.partitions_def.get_partition_keys()) == PARTITIONS

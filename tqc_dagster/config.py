@@ -10,6 +10,7 @@ import glob
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -46,12 +47,56 @@ class Checks(_Strict):
     max_quarantine_rate: float = Field(0.1, ge=0.0, le=1.0)
 
 
+class Synthesis(_Strict):
+    backend: Literal["rules"] = "rules"
+    min_samples: int = Field(100, ge=1, description="groups below this many samples are topped up to it")
+    seed: int = 0
+
+
+class Split(_Strict):
+    test_ratio: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class Balance(_Strict):
+    max_per_category: int | None = Field(None, ge=1, description="cap on negatives per balance group")
+    seed: int = 0
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a translation quality checker. Judge the translation of an Amazon product title into "
+    "{target_lang} against these criteria, each scored from 0 to 5:\n{criteria}\n"
+    "Think step by step inside <think></think>, then give your ratings as a list of numbers in that order."
+)
+
+
+class Export(_Strict):
+    """Prompt templates of the fine-tuning exports; fields in braces are filled per sample."""
+
+    system_prompts: dict[Literal["simple", "complex"], str] = Field(
+        default_factory=lambda: {"simple": DEFAULT_SYSTEM_PROMPT, "complex": DEFAULT_SYSTEM_PROMPT},
+        description="per target model; fields: {target_lang}, {criteria}",
+    )
+    user_template: str = Field(
+        "## Source Text\n{source}\n\n## Translation ({target_lang})\n{translation}",
+        description="fields: {source}, {translation}, {target_lang}, {product_category}",
+    )
+    assistant_template: str = Field(
+        "<think>{thought}</think>, my ratings is {scores}",
+        description="fields: {thought}, {scores} (the target model's criteria), {all_scores}",
+    )
+
+
 class TqcConfig(_Strict):
     storage_root: str
     judge_versions: dict[str, JudgeVersion]
     models: dict[str, TranslationModel]
     labels: LabelThresholds = LabelThresholds()
     checks: Checks = Checks()
+    synthesis: Synthesis = Synthesis()
+    split: Split = Split()
+    balance: Balance = Balance()
+    export: Export = Export()
     config_path: str = Field("", exclude=True, description="the file this config was read from")
 
     @field_validator("judge_versions", "models")

@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import dagster as dg
 
+from tqc_dagster.assets.exports import EXPORTS, build_export_assets
 from tqc_dagster.assets.ingest import build_ingest_assets
+from tqc_dagster.assets.samples import build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
-from tqc_dagster.partitions import sample_partitions
+from tqc_dagster.partitions import judge_version_partitions, sample_partitions
 from tqc_dagster.resources.storage import ParquetIOManager
 
-ALL_ASSETS_JOB = "all_assets"
+SAMPLES_JOB = "samples"
+EXPORTS_JOB = "exports"
 
 
 def build_definitions(config: TqcConfig) -> dg.Definitions:
     partitions = sample_partitions(config)
-    assets = build_ingest_assets(config, partitions)
+    assets = [
+        *build_ingest_assets(config, partitions),
+        *build_sample_assets(config, partitions),
+        *build_export_assets(config, judge_version_partitions(config)),
+    ]
+    per_partition = dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTS)
     return dg.Definitions(
         assets=assets,
         jobs=[
             dg.define_asset_job(
-                ALL_ASSETS_JOB,
-                selection=dg.AssetSelection.all(),
-                description="Every asset of one judge_version x model partition.",
+                SAMPLES_JOB,
+                selection=per_partition,
+                description="Every asset of one judge_version x model partition, from batch outputs to the balanced trainset.",
                 executor_def=dg.in_process_executor,
-            )
+            ),
+            dg.define_asset_job(
+                EXPORTS_JOB,
+                selection=dg.AssetSelection.assets(EXPORTS),
+                description="The fine-tuning exports of one judge version (both models).",
+                executor_def=dg.in_process_executor,
+            ),
         ],
         resources={"io_manager": ParquetIOManager(storage_root=config.storage_root)},
     )

@@ -1,5 +1,7 @@
 """The one partitioning of the pipeline: judge_version x model, both taken from the config."""
 
+import warnings
+
 import dagster as dg
 
 from tqc_dagster.config import TqcConfig
@@ -30,3 +32,10 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
         return dims[JUDGE_VERSION], dims[MODEL]
     judge_version, model = key.split("|")
     return judge_version, model
+
+
+def both_models_of_a_judge_version() -> dg.PartitionMapping:
+    """Maps a judge-version partition onto every model partition of that version (a Dagster beta class)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=JUDGE_VERSION)

@@ -10,9 +10,11 @@ import click
 import dagster as dg
 import polars as pl
 
+from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
 from tqc_dagster.assets.ingest import QUARANTINED, RAW
 from tqc_dagster.config import ConfigError, TqcConfig
-from tqc_dagster.definitions import ALL_ASSETS_JOB, build_definitions
+from tqc_dagster.core.rubric import TARGET_MODELS
+from tqc_dagster.definitions import EXPORTS_JOB, SAMPLES_JOB, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.resources.storage import asset_path
 
@@ -51,36 +53,44 @@ def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.Mult
 
 
 def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
-    """One in-process run of the selected assets per partition, recorded in the instance at `home`."""
+    """One in-process run per partition, recorded in the instance at `home`.
+
+    First the per-partition assets for each judge_version x model, then the exports of each
+    judge version touched (they join both models).
+    """
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_definitions(config)
-    job = defs.resolve_job_def(ALL_ASSETS_JOB)
-    all_names = sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
+    jobs = [defs.resolve_job_def(SAMPLES_JOB), defs.resolve_job_def(EXPORTS_JOB)]
+    job_assets = [{key.to_user_string() for key in job.asset_layer.executable_asset_keys} for job in jobs]
+    all_names = sorted(set().union(*job_assets))
     names = [name.strip() for name in selection.split(",") if name.strip()] if selection else all_names
     unknown = sorted(set(names) - set(all_names))
     if unknown:
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
     keys = selected_partitions(config, requested)
+    judge_versions = sorted({split_key(key)[0] for key in keys})
     if RAW in names:
-        for judge_version in sorted({split_key(key)[0] for key in keys}):
+        for judge_version in judge_versions:
             config.input_files(judge_version)
     runs = []
     with dg.DagsterInstance.get() as instance:
-        for key in keys:
-            click.echo(f"materializing {', '.join(names)} for {key} ...")
-            result = job.execute_in_process(
-                partition_key=key,
-                instance=instance,
-                asset_selection=[dg.AssetKey(name) for name in names],
-                raise_on_error=False,
-                run_config=QUIET_CONSOLE,
-            )
-            failed = [
-                f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                for evaluation in result.get_asset_check_evaluations()
-                if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-            ]
-            runs.append(PartitionRun(str(key), result.run_id, result.success, failed))
+        for job, assets, partitions in zip(jobs, job_assets, (keys, judge_versions)):
+            chosen = [name for name in names if name in assets]
+            for key in partitions if chosen else []:
+                click.echo(f"materializing {', '.join(chosen)} for {key} ...")
+                result = job.execute_in_process(
+                    partition_key=key,
+                    instance=instance,
+                    asset_selection=[dg.AssetKey(name) for name in chosen],
+                    raise_on_error=False,
+                    run_config=QUIET_CONSOLE,
+                )
+                failed = [
+                    f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                    for evaluation in result.get_asset_check_evaluations()
+                    if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+                ]
+                runs.append(PartitionRun(str(key), result.run_id, result.success, failed))
     return RunOutcome(runs, names)
 
 
@@ -110,6 +120,26 @@ def quarantine_by_reason(config: TqcConfig) -> pl.DataFrame:
     )
 
 
+def export_counts(config: TqcConfig) -> pl.DataFrame:
+    """Lines per export file kind and split, per judge version and target model."""
+    rows = []
+    for judge_version in config.judge_version_names:
+        for target_model in TARGET_MODELS:
+            folder = Path(export_folder(config.storage_root, judge_version, target_model))
+            for split in SPLITS:
+                files = {kind: folder / kind / f"{split}.jsonl" for kind in ("sft", "llamafactory", "bedrock")}
+                if all(path.exists() for path in files.values()):
+                    counts = {kind: _lines(path) for kind, path in files.items()}
+                    counts["grpo"] = pl.scan_parquet(folder / "grpo" / f"{split}.parquet").select(pl.len()).collect().item()
+                    rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts})
+    return pl.DataFrame(rows)
+
+
+def _lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
 def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
         click.echo("\nruns:")
@@ -125,4 +155,9 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
         if reasons.height:
             click.echo("\nquarantined (record, model) pairs by reason:")
             click.echo(reasons)
+        exported = export_counts(config)
+        if exported.height:
+            click.echo("\nexport lines per judge version, target model and split:")
+            click.echo(exported)
         click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
+        click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, README.md)")

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from tqc_dagster.assets.metadata import counts, counts_dict, markdown, sample_metadata
+from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, markdown, sample_metadata
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.batch_outputs import judgments_for_model, parse_records, read_lines
@@ -40,7 +40,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 blocking=False,
             ),
         ],
-        metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(RawJudgments))},
+        metadata=column_schema(RawJudgments),
     )
     def raw_judgments(context: dg.AssetExecutionContext):
         judge_version, model = split_key(context.partition_key)
@@ -74,12 +74,12 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 group_name=GROUP,
                 description="One valid sample per (judge_version, record, model) with every column of the data "
                 "contract: scores, lowest criterion, score bucket, target model and label.",
-                metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(Samples))},
+                metadata=column_schema(Samples),
             ),
             QUARANTINED: dg.AssetOut(
                 group_name=GROUP,
                 description="One row per rejected (record, model) with a reason code, the source file and line.",
-                metadata={"dagster/column_schema": dg.TableSchema(columns=_columns(QuarantinedJudgments))},
+                metadata=column_schema(QuarantinedJudgments),
             ),
         },
         ins={RAW: dg.AssetIn()},
@@ -146,12 +146,3 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         )
 
     return [raw_judgments, judged_samples]
-
-
-def _columns(schema) -> list[dg.TableColumn]:
-    """Column names, types and descriptions from a pandera model, for the asset page."""
-    columns = schema.to_schema().columns
-    return [
-        dg.TableColumn(name, str(column.dtype), description=column.description or "")
-        for name, column in columns.items()
-    ]

@@ -41,3 +41,15 @@ def sample_metadata(samples: pl.DataFrame) -> dict[str, dg.MetadataValue]:
         "by_label": dg.MetadataValue.json(counts_dict(samples, "label")),
         "preview": markdown(samples.drop("scores", "thought")),
     }
+
+
+def column_schema(schema) -> dict[str, dg.TableSchema]:
+    """Column names, types and descriptions of a pandera model, for the asset page."""
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name, str(column.dtype), description=column.description or "")
+                for name, column in schema.to_schema().columns.items()
+            ]
+        )
+    }

@@ -32,6 +32,11 @@ QUARANTINE_REASONS: dict[str, str] = {
 }
 
 VALID, QUARANTINED, DUPLICATE = "valid", "quarantined", "duplicate"
+SAMPLE_COLUMNS = [
+    "sample_id", "judge_version", "model", "record_id", "product_category", "target_lang", "source",
+    "translation", "thought", "scores", "min_score", "criterion", "score_bucket", "target_model", "label",
+    "origin", "synthetic_backend", "synthetic_model",
+]
 CATEGORY_PATTERN = r"^meta_(.+)_\d+_\d+$"
 UNKNOWN_CATEGORY = "unknown"
 
@@ -94,38 +99,33 @@ def classify(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def to_samples(classified: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
-    """The valid rows as samples with every column of the data contract, section 5."""
-    scores = _numeric_scores()
+def with_derived_columns(frame: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
+    """Add min_score, criterion, score_bucket, target_model and label from numeric `scores` (contract, section 4)."""
     min_score = pl.col("scores").list.min()
     criterion = pl.when(min_score < MAX_SCORE).then(pl.col("scores").list.arg_min().cast(pl.Int64))
     target_model = pl.when(criterion.is_in(SIMPLE_CRITERIA)).then(pl.lit(SIMPLE)).otherwise(pl.lit(COMPLEX))
     threshold = pl.when(target_model == SIMPLE).then(thresholds.simple).otherwise(thresholds.complex)
-    return (
-        classified.filter(pl.col("status") == VALID)
-        .with_columns(scores.alias("scores"))
-        .select(
-            stable_id_expr(pl.concat_str("judge_version", "model", "record_id", separator="|")).alias("sample_id"),
-            "judge_version",
-            "model",
-            "record_id",
-            pl.col("record_id").str.extract(CATEGORY_PATTERN, 1).fill_null(UNKNOWN_CATEGORY).alias("product_category"),
-            "target_lang",
-            "source",
-            pl.col("translation").str.strip_chars(),
-            "thought",
-            "scores",
-            min_score.alias("min_score"),
-            criterion.alias("criterion"),
-            min_score.floor().cast(pl.Int64).alias("score_bucket"),
-            target_model.alias("target_model"),
-            pl.when(min_score < threshold).then(pl.lit("negative")).otherwise(pl.lit("positive")).alias("label"),
-            pl.lit(JUDGED).alias("origin"),
-            pl.lit(None, dtype=pl.String).alias("synthetic_backend"),
-            pl.lit(None, dtype=pl.String).alias("synthetic_model"),
-        )
-        .sort("record_id")
+    return frame.with_columns(
+        min_score.alias("min_score"),
+        criterion.alias("criterion"),
+        min_score.floor().cast(pl.Int64).alias("score_bucket"),
+        target_model.alias("target_model"),
+        pl.when(min_score < threshold).then(pl.lit("negative")).otherwise(pl.lit("positive")).alias("label"),
     )
+
+
+def to_samples(classified: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
+    """The valid rows as samples with every column of the data contract, section 5."""
+    valid = classified.filter(pl.col("status") == VALID).with_columns(
+        _numeric_scores().alias("scores"),
+        pl.col("translation").str.strip_chars(),
+        stable_id_expr(pl.concat_str("judge_version", "model", "record_id", separator="|")).alias("sample_id"),
+        pl.col("record_id").str.extract(CATEGORY_PATTERN, 1).fill_null(UNKNOWN_CATEGORY).alias("product_category"),
+        pl.lit(JUDGED).alias("origin"),
+        pl.lit(None, dtype=pl.String).alias("synthetic_backend"),
+        pl.lit(None, dtype=pl.String).alias("synthetic_model"),
+    )
+    return with_derived_columns(valid, thresholds).select(SAMPLE_COLUMNS).sort("record_id")
 
 
 def to_quarantine(classified: pl.DataFrame) -> pl.DataFrame:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +30,32 @@ def write_parquet_atomically(frame: pl.DataFrame, path: str) -> None:
             os.remove(temporary)
 
 
+def publish_folder(target: str, write: Callable[[Path], None]) -> None:
+    """Build a folder in a hidden staging folder beside it, then swap it in whole.
+
+    A reader sees the previous folder or the finished new one, never a half-written export.
+    """
+    destination = Path(target)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    staging = destination.parent / f".{destination.name}.tmp-{token}"
+    retired = destination.parent / f".{destination.name}.old-{token}"
+    try:
+        staging.mkdir()
+        write(staging)
+        if destination.exists():
+            os.replace(destination, retired)
+        os.replace(staging, destination)
+    finally:
+        for leftover in (staging, retired):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+
+
+class MissingPartitionError(FileNotFoundError):
+    """An upstream partition has not been materialized yet."""
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores each (judge_version, model) partition of an asset as one parquet file."""
 
@@ -43,4 +71,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return pl.read_parquet(self._path(context, context.asset_partition_key))
+        """One partition, or all the mapped upstream partitions concatenated (e.g. both models of a judge version)."""
+        frames = []
+        for key in sorted(context.asset_partition_keys):
+            path = self._path(context, key)
+            if not os.path.exists(path):
+                raise MissingPartitionError(
+                    f"{context.asset_key.to_user_string()} partition {key} is not materialized yet ({path}); "
+                    f"materialize it first, e.g. tqc run --partition '{key}'"
+                )
+            frames.append(pl.read_parquet(path))
+        return pl.concat(frames)

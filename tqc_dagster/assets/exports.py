@@ -1,0 +1,129 @@
+"""exports: the fine-tuning files of one judge version, both translation models together, per target model."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.metadata import markdown
+from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
+from tqc_dagster.checks import check_spec
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.core import export
+from tqc_dagster.core.dataset_card import dataset_card
+from tqc_dagster.core.rubric import TARGET_MODELS
+from tqc_dagster.core.split import shared_sources
+from tqc_dagster.partitions import both_models_of_a_judge_version
+from tqc_dagster.resources.storage import publish_folder
+
+EXPORTS = "exports"
+SPLITS = ("train", "test")
+FILES = {
+    "sft/{split}.jsonl": "chat `messages` (system/user/assistant) for TRL and Hugging Face datasets",
+    "llamafactory/{split}.jsonl": "LLaMA-Factory sharegpt (`conversations`, `system`); see dataset_info.json",
+    "bedrock/{split}.jsonl": "Amazon Bedrock (Nova) customization, bedrock-conversation-2024",
+    "grpo/{split}.parquet": "RL (GRPO): `system`, `problem`, `answer`",
+}
+
+
+def export_folder(storage_root: str, judge_version: str, target_model: str) -> str:
+    return str(Path(storage_root) / EXPORTS / judge_version / target_model)
+
+
+def write_export(folder: Path, judge_version: str, target_model: str, splits: dict[str, pl.DataFrame], config: TqcConfig) -> dict:
+    """Write every format of one target model into `folder`; returns rows written and left out per file."""
+    templates = config.export
+    written: dict[str, dict[str, int]] = {}
+    for directory in ("sft", "llamafactory", "bedrock", "grpo"):
+        (folder / directory).mkdir()
+    for split, samples in splits.items():
+        prompts = export.prompts(samples, target_model, templates.system_prompts[target_model], templates.user_template, templates.assistant_template)
+        export.sft(prompts).write_ndjson(folder / f"sft/{split}.jsonl")
+        export.sharegpt(prompts).write_ndjson(folder / f"llamafactory/{split}.jsonl")
+        bedrock_lines, left_out = export.bedrock(prompts)
+        bedrock_lines.write_ndjson(folder / f"bedrock/{split}.jsonl")
+        export.grpo(samples, prompts, target_model).write_parquet(folder / f"grpo/{split}.parquet")
+        written[split] = {"samples": samples.height, "bedrock_lines": bedrock_lines.height, "bedrock_left_out": left_out}
+    name = f"tqc_{judge_version}_{target_model}"
+    info = export.sharegpt_dataset_info(name, {split: f"{split}.jsonl" for split in splits})
+    (folder / "llamafactory/dataset_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    left_out = sum(counts["bedrock_left_out"] for counts in written.values())
+    notes = [f"{left_out} samples left out of bedrock/ because their text contains a substring Bedrock rejects ({', '.join(export.BEDROCK_FORBIDDEN)})."] if left_out else []
+    files = {path.format(split=split): what for path, what in FILES.items() for split in splits}
+    files["llamafactory/dataset_info.json"] = f"LLaMA-Factory dataset registrations ({', '.join(info)})"
+    card = dataset_card(judge_version, target_model, splits, files, config.model_dump(mode="json", exclude={"config_path"}), notes)
+    (folder / "README.md").write_text(card)
+    return written
+
+
+def verify_export(folder: Path, written: dict) -> pl.DataFrame:
+    """Read every file back: per file, lines, expected lines and format problems."""
+    rows = []
+    for split, counts in written.items():
+        sft = pl.read_ndjson(folder / f"sft/{split}.jsonl")
+        sharegpt = pl.read_ndjson(folder / f"llamafactory/{split}.jsonl")
+        bedrock = pl.read_ndjson(folder / f"bedrock/{split}.jsonl") if counts["bedrock_lines"] else None
+        grpo = pl.read_parquet(folder / f"grpo/{split}.parquet")
+        rows += [
+            (f"sft/{split}.jsonl", sft.height, counts["samples"], export.chat_problems(sft)),
+            (f"llamafactory/{split}.jsonl", sharegpt.height, counts["samples"], export.sharegpt_problems(sharegpt)),
+            (f"bedrock/{split}.jsonl", 0 if bedrock is None else bedrock.height, counts["bedrock_lines"], 0 if bedrock is None else export.bedrock_problems(bedrock)),
+            (f"grpo/{split}.parquet", grpo.height, counts["samples"], export.grpo_problems(grpo)),
+        ]
+    return pl.DataFrame(rows, schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64}, orient="row")
+
+
+def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    both_models = both_models_of_a_judge_version()
+
+    @dg.asset(
+        name=EXPORTS,
+        group_name="exports",
+        partitions_def=partitions,
+        ins={name: dg.AssetIn(partition_mapping=both_models) for name in (BALANCED, TESTSET, TRAINSET)},
+        description="Fine-tuning files per target model (simple, complex) of one judge version, both translation "
+        "models together: sft/, llamafactory/, bedrock/, grpo/ and a dataset card. Train from balanced_trainset, test from testset.",
+        check_specs=[
+            check_spec(
+                "no_source_on_both_sides",
+                EXPORTS,
+                "No normalized source title is in the train and the test side anywhere in the judge version (both models).",
+                partitions,
+            ),
+            check_spec("lines_follow_format", EXPORTS, "Every export line parses and follows its format: roles alternate, start with the user and end with the assistant; no Bedrock-forbidden substring.", partitions),
+            check_spec("counts_match_sources", EXPORTS, "Each export file holds exactly the samples of the frame it came from (Bedrock: minus the lines left out and counted).", partitions),
+        ],
+    )
+    def exports(context: dg.AssetExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
+        judge_version = context.partition_key
+        verification = []
+        for target_model in TARGET_MODELS:
+            splits = {
+                "train": balanced_trainset.filter(pl.col("target_model") == target_model).sort("sample_id"),
+                "test": testset.filter(pl.col("target_model") == target_model).sort("sample_id"),
+            }
+            written: dict = {}
+            folder = export_folder(config.storage_root, judge_version, target_model)
+
+            def write(staging: Path, splits=splits, target_model=target_model, written=written) -> None:
+                written.update(write_export(staging, judge_version, target_model, splits, config))
+
+            publish_folder(folder, write)
+            verification.append(verify_export(Path(folder), written).with_columns(pl.lit(target_model).alias("target_model")))
+        files = pl.concat(verification).select("target_model", "file", "lines", "expected", "problems")
+        leaked = shared_sources(trainset, testset)
+        yield dg.MaterializeResult(
+            metadata={
+                "folder": dg.MetadataValue.path(str(Path(config.storage_root) / EXPORTS / judge_version)),
+                "files": markdown(files, 40),
+                "train_samples": balanced_trainset.height,
+                "test_samples": testset.height,
+            }
+        )
+        yield dg.AssetCheckResult(check_name="no_source_on_both_sides", passed=leaked.height == 0, metadata={"shared_sources": leaked.height, "examples": markdown(leaked)})
+        yield dg.AssetCheckResult(check_name="lines_follow_format", passed=int(files["problems"].sum()) == 0, metadata={"problems": int(files["problems"].sum())})
+        mismatched = files.filter(pl.col("lines") != pl.col("expected"))
+        yield dg.AssetCheckResult(check_name="counts_match_sources", passed=mismatched.height == 0, metadata={"mismatched_files": markdown(mismatched)})
+
+    return [exports]

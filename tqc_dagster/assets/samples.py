@@ -1,0 +1,174 @@
+"""From processed samples to training data: synthetic_samples, trainset / testset, balanced_trainset."""
+
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.ingest import PROCESSED
+from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
+from tqc_dagster.checks import check_spec, schema_check, schema_spec
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.core.balance import balance, balance_violations
+from tqc_dagster.core.judgments import Thresholds
+from tqc_dagster.core.rubric import SYNTHETIC
+from tqc_dagster.core.split import realized_test_share, shared_sources, split_samples
+from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
+from tqc_dagster.core.synthesis.rules import RulesBackend
+from tqc_dagster.schemas import Samples
+
+SYNTHETIC_SAMPLES = "synthetic_samples"
+TRAINSET = "trainset"
+TESTSET = "testset"
+BALANCED = "balanced_trainset"
+
+
+def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    synthesis, split, balancing = config.synthesis, config.split, config.balance
+    backend = RulesBackend(thresholds)
+
+    @dg.asset(
+        name=SYNTHETIC_SAMPLES,
+        group_name="synthesis",
+        partitions_def=partitions,
+        ins={PROCESSED: dg.AssetIn()},
+        description=f"Synthetic samples that top up every simple-model group (product_category, criterion, "
+        f"score_bucket) below {synthesis.min_samples} samples, made by the `{synthesis.backend}` backend.",
+        check_specs=[
+            schema_spec(SYNTHETIC_SAMPLES, Samples, partitions),
+            check_spec(
+                "rows_match_their_group",
+                SYNTHETIC_SAMPLES,
+                "Every synthetic row's scores put it in the group it was made for (criterion and score bucket), "
+                "so synthesis cannot mislabel the training data.",
+                partitions,
+            ),
+        ],
+        metadata=column_schema(Samples),
+    )
+    def synthetic_samples(processed_samples: pl.DataFrame):
+        wanted = deficits(processed_samples, synthesis.min_samples)
+        output = backend.synthesize(processed_samples, wanted, synthesis.seed)
+        made = output.samples
+        unfilled = output.report.filter(pl.col("unfilled") > 0)
+        yield dg.Output(
+            made,
+            metadata={
+                **sample_metadata(made),
+                "backend": synthesis.backend,
+                "groups_topped_up": wanted.height,
+                "groups_unfilled": unfilled.height,
+                "made_per_criterion": markdown(counts(made, "criterion"), 10),
+                "groups": markdown(output.report, 200),
+            },
+        )
+        yield schema_check(Samples, made, SYNTHETIC_SAMPLES)
+        mismatched = rows_outside_their_group(made, wanted, thresholds)
+        yield dg.AssetCheckResult(
+            asset_key=SYNTHETIC_SAMPLES,
+            check_name="rows_match_their_group",
+            passed=mismatched.height == 0,
+            metadata={"mismatched_rows": mismatched.height, "examples": markdown(mismatched.select("sample_id", *GROUP_KEYS, "scores"))},
+        )
+
+    @dg.multi_asset(
+        outs={
+            TRAINSET: dg.AssetOut(
+                group_name="splits",
+                description="Judged samples whose normalized source hashes to train, plus synthetic samples "
+                "(never a synthetic sample whose source is a test source).",
+                metadata=column_schema(Samples),
+            ),
+            TESTSET: dg.AssetOut(
+                group_name="splits",
+                description=f"Judged samples whose normalized source hashes to test (test_ratio {split.test_ratio}); no synthetic rows.",
+                metadata=column_schema(Samples),
+            ),
+        },
+        ins={PROCESSED: dg.AssetIn(), SYNTHETIC_SAMPLES: dg.AssetIn()},
+        partitions_def=partitions,
+        check_specs=[
+            schema_spec(TRAINSET, Samples, partitions),
+            schema_spec(TESTSET, Samples, partitions),
+            check_spec(
+                "no_synthetic_rows",
+                TESTSET,
+                "The test set holds judged samples only: synthetic rows would grade models on made-up data.",
+                partitions,
+            ),
+            check_spec(
+                "no_source_on_both_sides",
+                TESTSET,
+                "No normalized source title is in both train and test of this partition (see the exports check for the whole judge version).",
+                partitions,
+            ),
+        ],
+    )
+    def splits(processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
+        result = split_samples(processed_samples, synthetic_samples, split.test_ratio, split.seed)
+        share = realized_test_share(result.train, result.test, ["target_model", "criterion", "label"])
+        overall = result.test.height / max(1, result.test.height + result.train.filter(pl.col("origin") != SYNTHETIC).height)
+        yield dg.Output(
+            result.train,
+            output_name=TRAINSET,
+            metadata={**sample_metadata(result.train), "synthetic_dropped_as_test_sources": result.synthetic_dropped},
+        )
+        yield dg.Output(
+            result.test,
+            output_name=TESTSET,
+            metadata={
+                **sample_metadata(result.test),
+                "test_share": dg.MetadataValue.float(round(overall, 4)),
+                "test_share_by_group": markdown(share, 100),
+            },
+        )
+        yield schema_check(Samples, result.train, TRAINSET)
+        yield schema_check(Samples, result.test, TESTSET)
+        synthetic_in_test = result.test.filter(pl.col("origin") == SYNTHETIC).height
+        yield dg.AssetCheckResult(asset_key=TESTSET, check_name="no_synthetic_rows", passed=synthetic_in_test == 0, metadata={"synthetic_rows": synthetic_in_test})
+        overlap = shared_sources(result.train, result.test)
+        yield dg.AssetCheckResult(
+            asset_key=TESTSET,
+            check_name="no_source_on_both_sides",
+            passed=overlap.height == 0,
+            metadata={"shared_sources": overlap.height, "examples": markdown(overlap)},
+        )
+
+    @dg.asset(
+        name=BALANCED,
+        group_name="splits",
+        partitions_def=partitions,
+        ins={TRAINSET: dg.AssetIn()},
+        description="The training set balanced per group (each simple criterion; the complex model as one): the "
+        "negatives and as many positives drawn with the seed.",
+        check_specs=[
+            schema_spec(BALANCED, Samples, partitions),
+            check_spec(
+                "balanced_within_tolerance",
+                BALANCED,
+                "Each balance group holds as many positives as negatives, unless it ran out of positives "
+                "(a reported shortfall).",
+                partitions,
+            ),
+        ],
+        metadata=column_schema(Samples),
+    )
+    def balanced_trainset(trainset: pl.DataFrame):
+        result = balance(trainset, balancing.seed, balancing.max_per_category)
+        yield dg.Output(
+            result.balanced,
+            metadata={
+                **sample_metadata(result.balanced),
+                "groups": markdown(result.report, 20),
+                "total_shortfall": int(result.report.get_column("shortfall").sum()),
+            },
+        )
+        yield schema_check(Samples, result.balanced, BALANCED)
+        unbalanced = balance_violations(result.balanced, trainset)
+        yield dg.AssetCheckResult(
+            asset_key=BALANCED,
+            check_name="balanced_within_tolerance",
+            passed=unbalanced.height == 0,
+            metadata={"unbalanced_groups": markdown(unbalanced, 20)},
+        )
+
+    return [synthetic_samples, splits, balanced_trainset]

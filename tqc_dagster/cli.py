@@ -27,10 +27,10 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 def demo_data(out_dir: str | None, records: int, seed: int, if_absent: bool, config_path: str | None) -> None:
     """Write realistic judge batch outputs for v1 and v2 in the real Bedrock folder layout."""
-    from tqc_dagster.demo_data import SUMMARY_NAME, write_demo_data
+    from tqc_dagster.demo_data import SUMMARY_FILE, write_demo_data
 
     target = Path(out_dir) if out_dir else _config_folder(config_path) / "data" / "demo"
-    if if_absent and (target / SUMMARY_NAME).exists():
+    if if_absent and (target / SUMMARY_FILE).exists():
         click.echo(f"demo data already in {target}")
         return
     summary = write_demo_data(target, records=records, seed=seed)

@@ -18,6 +18,7 @@ from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
 from tqc_dagster_tests.conftest import write_config
 
 ASSETS = ["raw_judgments", "processed_samples", "quarantined_judgments"]
+SAMPLE_ASSETS = ["synthetic_samples", "trainset", "testset", "balanced_trainset"]
 PARTITIONS = ["v1|model_a", "v1|model_b", "v2|model_a", "v2|model_b"]
 
 
@@ -45,10 +46,16 @@ def read(config, asset: str, partition: str) -> pl.DataFrame:
 def test_run_materializes_every_asset_of_every_partition(project):
     config, result = project
     assert result.exit_code == 0, result.output
-    for asset in ASSETS:
+    for asset in ASSETS + SAMPLE_ASSETS:
         for partition in PARTITIONS:
             assert Path(asset_path(config.storage_root, asset, *partition.split("|"))).exists()
-    assert "rows per asset and partition" in result.output and "by reason" in result.output
+    for judge_version in ("v1", "v2"):
+        for target_model in ("simple", "complex"):
+            folder = Path(config.storage_root) / "exports" / judge_version / target_model
+            for name in ("sft/train.jsonl", "sft/test.jsonl", "llamafactory/dataset_info.json", "bedrock/train.jsonl", "grpo/test.parquet", "README.md"):
+                assert (folder / name).exists(), folder / name
+    for heading in ("rows per asset and partition", "by reason", "export lines per judge version"):
+        assert heading in result.output
 
 
 def test_every_line_is_a_sample_a_quarantined_row_or_a_duplicate(project, demo_dir):
@@ -88,24 +95,27 @@ def test_runs_and_check_results_are_recorded_in_the_instance(project):
     assert (home / "dagster.yaml").read_text().strip().endswith("enabled: false")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
-        assert len(runs) == len(PARTITIONS)
+        assert len(runs) == len(PARTITIONS) + 2  # and one exports run per judge version
         assert all(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in runs)
-        for asset in ASSETS:
+        for asset in ASSETS + SAMPLE_ASSETS:
             materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
             assert materialized == set(PARTITIONS)
         check = dg.AssetCheckKey(dg.AssetKey("processed_samples"), "accounting")
         assert instance.event_log_storage.get_asset_check_execution_history(check, limit=10)
 
 
-def test_rerun_gives_byte_identical_outputs(project):
+def stored_bytes(storage_root: str) -> dict[str, bytes]:
+    return {str(path.relative_to(storage_root)): path.read_bytes() for path in sorted(Path(storage_root).rglob("*")) if path.is_file()}
+
+
+def test_rerun_gives_byte_identical_outputs_and_exports(project):
     config, _ = project
-    before = {p: Path(asset_path(config.storage_root, "processed_samples", *p.split("|"))).read_bytes() for p in PARTITIONS}
+    before = stored_bytes(config.storage_root)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("DAGSTER_HOME", raising=False)
-        result = tqc("run", "--config", config.config_path, "--partition", "v1|model_a", "--partition", "v2|model_b")
+        result = tqc("run", "--config", config.config_path, "--partition", "v1|model_a", "--partition", "v1|model_b")
     assert result.exit_code == 0, result.output
-    after = {p: Path(asset_path(config.storage_root, "processed_samples", *p.split("|"))).read_bytes() for p in PARTITIONS}
-    assert after == before
+    assert stored_bytes(config.storage_root) == before
 
 
 def test_a_failed_blocking_check_fails_the_command(demo_dir, tmp_path, isolated_env):
@@ -127,7 +137,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     monkeypatch.delenv("TQC_CONFIG", raising=False)
     from tqc_dagster.definitions import defs
 
-    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS)
+    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["exports"])
     checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {
         "raw_judgments:schema",
@@ -136,6 +146,17 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "processed_samples:accounting",
         "quarantined_judgments:schema",
         "quarantined_judgments:quarantine_rate",
+        "synthetic_samples:schema",
+        "synthetic_samples:rows_match_their_group",
+        "trainset:schema",
+        "testset:schema",
+        "testset:no_synthetic_rows",
+        "testset:no_source_on_both_sides",
+        "balanced_trainset:schema",
+        "balanced_trainset:balanced_within_tolerance",
+        "exports:no_source_on_both_sides",
+        "exports:lines_follow_format",
+        "exports:counts_match_sources",
     }
-    job = defs.resolve_job_def("all_assets")
-    assert sorted(job.partitions_def.get_partition_keys()) == PARTITIONS
+    assert sorted(defs.resolve_job_def("samples").partitions_def.get_partition_keys()) == PARTITIONS
+    assert defs.resolve_job_def("exports").partitions_def.get_partition_keys() == ["v1", "v2"]

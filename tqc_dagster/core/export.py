@@ -111,8 +111,8 @@ def bedrock(prompts_frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 def grpo(samples: pl.DataFrame, prompts_frame: pl.DataFrame, target_model: str) -> pl.DataFrame:
     """RL (GRPO) rows: the prompt as `system` + `problem`, the reference ratings as `answer`."""
     own_scores = pl.concat_list([pl.col("scores").list.get(i) for i in CRITERIA_OF[target_model]])
-    answers = samples.select(_score_list(own_scores).alias("answer"))
-    return pl.concat([prompts_frame.select("system", pl.col("user").alias("problem")), answers], how="horizontal")
+    answers = samples.select(_score_list(own_scores).alias("answer")).to_series()
+    return prompts_frame.select("system", pl.col("user").alias("problem")).with_columns(answers)
 
 
 def _turn_problems(turns: pl.Expr, texts: pl.Expr, first: str, last: str, system: str | None = None) -> pl.Expr:

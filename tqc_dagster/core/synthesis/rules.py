@@ -163,7 +163,7 @@ class RulesBackend:
             .sort(pools + ["_order"])
             .filter(pl.int_range(pl.len()).over(pools) < pl.col("pool_needed") * BASE_OVERSAMPLING)
             .with_columns(pl.int_ranges(0, VARIANTS).alias("variant"))
-            .explode("variant")
+            .explode("variant", empty_as_null=False)
         )
         candidates = (
             _corrupt(candidates)

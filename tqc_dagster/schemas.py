@@ -20,7 +20,7 @@ class _Partitioned(pa.DataFrameModel):
 class RawJudgments(_Partitioned):
     """One row per non-blank batch-output line: what the judge said about this model's translation, as found."""
 
-    record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable")
+    record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable or the id blank")
     source_file: pl.String = pa.Field(description="the .jsonl.out file the line came from")
     line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in source_file")
     target_lang: pl.String = pa.Field(nullable=True, description="target_lang of the translations in the prompt")

@@ -73,18 +73,25 @@ def translation_block_pattern(translation_id: int) -> str:
 
 
 def decode_json(values: pl.Series, dtype: pl.DataType) -> pl.Series:
-    """Decode JSON strings into `dtype`; a value that does not decode becomes null.
+    """Decode JSON strings into `dtype`; a value that does not decode (or is blank) becomes null.
 
     polars fails a whole column on one bad value, so a failing batch is bisected: good
     lines stay on the vectorized path and only the bad ones are isolated.
     """
+    # polars decodes a blank string to no row at all, which would shift every later value.
+    values = pl.select(pl.when(values.str.strip_chars() != "").then(values).alias(values.name)).to_series()
+    return _bisect_decode(values, dtype)
+
+
+def _bisect_decode(values: pl.Series, dtype: pl.DataType) -> pl.Series:
     try:
         return values.str.json_decode(dtype)
     except pl.exceptions.PolarsError:
         if len(values) <= 1:
             return pl.Series(values.name, [None] * len(values), dtype=dtype)
         middle = len(values) // 2
-        return pl.concat([decode_json(values[:middle], dtype), decode_json(values[middle:], dtype)])
+        # One chunk again: some polars struct kernels panic on a chunked struct column.
+        return pl.concat([_bisect_decode(values[:middle], dtype), _bisect_decode(values[middle:], dtype)], rechunk=True)
 
 
 def read_lines(files: list[str]) -> pl.DataFrame:
@@ -143,7 +150,7 @@ def parse_records(lines: pl.DataFrame) -> pl.DataFrame:
     records = lines.with_columns(decoded).select(
         "source_file",
         "line_number",
-        pl.col("record").struct.field("recordId").alias("record_id"),
+        pl.col("record").struct.field("recordId").pipe(lambda rid: pl.when(rid.str.strip_chars() != "").then(rid)).alias("record_id"),
         prompt.alias("prompt"),
         pl.when(output.is_not_null()).then(judge_text).alias("judge_text"),
         pl.coalesce(output.struct.field("stop_reason"), output.struct.field("stopReason")).alias("stop_reason"),
@@ -172,10 +179,10 @@ def parse_records(lines: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("judge_entries").is_null())
         .then(pl.lit(INVALID_JUDGE_ARRAY))
         .alias("parse_error"),
-        pl.when(pl.col("_unreadable"))
-        .then(pl.col("_line_excerpt"))
-        .otherwise(pl.coalesce(pl.col("error"), pl.col("judge_text")).str.slice(0, EXCERPT_CHARS))
-        .alias("excerpt"),
+        pl.coalesce(
+            pl.when(~pl.col("_unreadable")).then(pl.coalesce("error", "judge_text").str.slice(0, EXCERPT_CHARS)),
+            pl.col("_line_excerpt"),
+        ).alias("excerpt"),
     ).drop("_unreadable", "_line_excerpt", "_array_text")
 
 

@@ -72,6 +72,17 @@ def test_every_line_is_a_sample_a_quarantined_row_or_a_duplicate(project, demo_d
         assert samples.height > 0.8 * raw.height
 
 
+def test_counts_match_the_demo_generators_own_accounting(project, demo_dir):
+    """The generator knows which records it broke; the pipeline must find exactly those."""
+    config, _ = project
+    summary = json.loads((demo_dir / "demo_summary.json").read_text())
+    for judge_version in ("v1", "v2"):
+        expected = summary["judge_versions"][judge_version]["samples"]
+        partitions = [f"{judge_version}|model_a", f"{judge_version}|model_b"]
+        assert sum(read(config, "processed_samples", p).height for p in partitions) == expected["valid"]
+        assert sum(read(config, "quarantined_judgments", p).height for p in partitions) == expected["quarantined"]
+
+
 def test_stored_frames_match_their_schemas(project):
     config, _ = project
     for partition in PARTITIONS:

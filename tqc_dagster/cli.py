@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from tqc_dagster.config import CONFIG_ENV_VAR, ConfigError, TqcConfig, load_config
+from tqc_dagster.config import CONFIG_ENV_VAR, PROJECT_ROOT, ConfigError, TqcConfig, load_config
 
 DAGSTER_HOME_FOLDER = "dagster_home"
-TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 
 
 @click.group()
@@ -70,11 +69,14 @@ def _config_folder(config_path: str | None) -> Path:
 
 
 def _instance_home(config: TqcConfig) -> Path:
-    """DAGSTER_HOME, or the `dagster_home` folder beside the config (telemetry off), so runs show in `dagster dev`."""
+    """DAGSTER_HOME, or the `dagster_home` folder beside the config, so runs show in `dagster dev`.
+
+    A new home gets the project's instance settings (telemetry off, the bedrock pool limit).
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or Path(config.config_path).parent / DAGSTER_HOME_FOLDER)
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text(TELEMETRY_OFF)
+        settings.write_text((PROJECT_ROOT / DAGSTER_HOME_FOLDER / "dagster.yaml").read_text())
     return home
 

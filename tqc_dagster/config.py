@@ -48,9 +48,43 @@ class Checks(_Strict):
 
 
 class Synthesis(_Strict):
-    backend: Literal["rules"] = "rules"
+    backend: Literal["rules", "bedrock"] = "rules"
     min_samples: int = Field(100, ge=1, description="groups below this many samples are topped up to it")
     seed: int = 0
+    samples_per_request: int = Field(5, ge=1, description="bedrock backend: new samples asked for per request")
+    max_requests_per_group: int = Field(20, ge=1, description="bedrock backend: request budget of one group")
+
+
+class TokenPrice(_Strict):
+    input: float = Field(ge=0.0, description="USD per million input tokens")
+    output: float = Field(ge=0.0, description="USD per million output tokens")
+
+
+class Bedrock(_Strict):
+    """The Bedrock Converse client of the bedrock synthesis backend. Credentials: boto3's default chain only."""
+
+    region: str = "us-west-2"
+    model_id: str = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    requests_per_minute: float = Field(150, gt=0)
+    tokens_per_minute: int = Field(400_000, gt=0)
+    max_workers: int = Field(10, ge=1)
+    max_attempts: int = Field(8, ge=1)
+    timeout_s: float = Field(120, gt=0)
+    endpoint_url: str | None = None
+    cache_dir: str | None = Field(None, description="null: <storage_root>/bedrock_cache")
+    max_tokens: int = Field(2048, ge=1, description="maxTokens of each request")
+    prices: dict[str, TokenPrice] = Field(
+        default_factory=lambda: {
+            "anthropic.claude-3-5-sonnet-20241022-v2:0": TokenPrice(input=3.0, output=15.0),
+            "us.anthropic.claude-3-7-sonnet-20250219-v1:0": TokenPrice(input=3.0, output=15.0),
+            "amazon.nova-lite-v1:0": TokenPrice(input=0.06, output=0.24),
+        },
+        description="USD per million tokens by model id, for cost estimates",
+    )
+
+    @property
+    def price(self) -> TokenPrice | None:
+        return self.prices.get(self.model_id)
 
 
 class Split(_Strict):
@@ -94,6 +128,7 @@ class TqcConfig(_Strict):
     labels: LabelThresholds = LabelThresholds()
     checks: Checks = Checks()
     synthesis: Synthesis = Synthesis()
+    bedrock: Bedrock = Bedrock()
     split: Split = Split()
     balance: Balance = Balance()
     export: Export = Export()
@@ -164,9 +199,14 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     except ValidationError as error:
         raise ConfigError(_describe(error, config_path)) from None
     base = config_path.parent
+    storage_root = _resolve(config.storage_root, base)
+    cache_dir = config.bedrock.cache_dir
     return config.model_copy(
         update={
-            "storage_root": _resolve(config.storage_root, base),
+            "storage_root": storage_root,
+            "bedrock": config.bedrock.model_copy(
+                update={"cache_dir": _resolve(cache_dir, base) if cache_dir else str(Path(storage_root) / "bedrock_cache")}
+            ),
             "judge_versions": {
                 name: jv.model_copy(update={"input": _resolve(jv.input, base)})
                 for name, jv in config.judge_versions.items()

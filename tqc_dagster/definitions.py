@@ -9,6 +9,7 @@ from tqc_dagster.assets.ingest import build_ingest_assets
 from tqc_dagster.assets.samples import build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
 from tqc_dagster.partitions import judge_version_partitions, sample_partitions
+from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.resources.storage import ParquetIOManager
 
 SAMPLES_JOB = "samples"
@@ -39,7 +40,10 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
                 executor_def=dg.in_process_executor,
             ),
         ],
-        resources={"io_manager": ParquetIOManager(storage_root=config.storage_root)},
+        resources={
+            "io_manager": ParquetIOManager(storage_root=config.storage_root),
+            "bedrock": BedrockResource.from_config(config.bedrock),
+        },
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tqc_dagster.cli import main
@@ -103,7 +104,8 @@ def test_demo_faults_are_quarantined_with_their_reasons(project):
 def test_runs_and_check_results_are_recorded_in_the_instance(project):
     config, _ = project
     home = Path(config.config_path).parent / "dagster_home"
-    assert (home / "dagster.yaml").read_text().strip().endswith("enabled: false")
+    settings = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert settings["telemetry"]["enabled"] is False and settings["concurrency"]["pools"]["default_limit"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
         assert len(runs) == len(PARTITIONS) + 2  # and one exports run per judge version

@@ -1,5 +1,7 @@
 """From processed samples to training data: synthetic_samples, trainset / testset, balanced_trainset."""
 
+from functools import partial
+
 import dagster as dg
 import polars as pl
 
@@ -10,9 +12,12 @@ from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance, balance_violations
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import SYNTHETIC
-from tqc_dagster.core.split import realized_test_share, shared_sources, split_samples
+from tqc_dagster.core.split import realized_test_share, shared_sources, source_is_test, split_samples
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
+from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
+from tqc_dagster.core.synthesis.bedrock import BedrockBackend
 from tqc_dagster.core.synthesis.rules import RulesBackend
+from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.schemas import Samples
 
 SYNTHETIC_SAMPLES = "synthetic_samples"
@@ -24,7 +29,21 @@ BALANCED = "balanced_trainset"
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
     synthesis, split, balancing = config.synthesis, config.split, config.balance
-    backend = RulesBackend(thresholds)
+    prices = config.bedrock.price
+
+    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource):
+        if synthesis.backend == BEDROCK:
+            client = bedrock.client(log=context.log.info)
+            backend = BedrockBackend(
+                client,
+                thresholds,
+                synthesis.samples_per_request,
+                synthesis.max_requests_per_group,
+                bedrock.max_tokens,
+                partial(source_is_test, test_ratio=split.test_ratio, seed=split.seed),
+            )
+            return backend, client
+        return RulesBackend(thresholds), None
 
     @dg.asset(
         name=SYNTHETIC_SAMPLES,
@@ -44,10 +63,13 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
         ],
         metadata=column_schema(Samples),
+        pool=BEDROCK if synthesis.backend == BEDROCK else None,
     )
-    def synthetic_samples(processed_samples: pl.DataFrame):
+    def synthetic_samples(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, bedrock: BedrockResource):
         wanted = deficits(processed_samples, synthesis.min_samples)
+        backend, client = choose_backend(context, bedrock)
         output = backend.synthesize(processed_samples, wanted, synthesis.seed)
+        usage = client.usage.summary(prices) if client else {}
         made = output.samples
         unfilled = output.report.filter(pl.col("unfilled") > 0)
         yield dg.Output(
@@ -59,6 +81,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "groups_unfilled": unfilled.height,
                 "made_per_criterion": markdown(counts(made, "criterion"), 10),
                 "groups": markdown(output.report, 200),
+                **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
             },
         )
         yield schema_check(Samples, made, SYNTHETIC_SAMPLES)

@@ -19,14 +19,26 @@ HASH_SPACE = 2.0**64
 
 
 def normalize_source(text: str) -> str:
-    """Unicode NFKC, case-folded, whitespace collapsed: two titles that differ only in those are one title."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """Unicode NFKC, case-folded, whitespace collapsed: two titles that differ only in those are one title.
+
+    NFKC again after folding (Unicode's NFKC_Casefold), since folding can undo a composition.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join(folded.split())
+
+
+def _side_keys(sources: list[str], seed: int) -> pl.Series:
+    return pl.Series([f"{seed}\x1f{normalize_source(s)}" for s in sources], dtype=pl.String)
+
+
+def source_is_test(source: str, test_ratio: float, seed: int) -> bool:
+    """The side of one title (e.g. a title an LLM just proposed)."""
+    return bool((stable_hash(_side_keys([source], seed)).cast(pl.Float64) / HASH_SPACE < test_ratio)[0])
 
 
 def _test_side(sources: pl.Series, test_ratio: float, seed: int) -> pl.Series:
     unique = sources.unique()
-    keys = pl.Series([f"{seed}\x1f{normalize_source(s)}" for s in unique.to_list()], dtype=pl.String)
-    is_test = (stable_hash(keys).cast(pl.Float64) / HASH_SPACE) < test_ratio
+    is_test = (stable_hash(_side_keys(unique.to_list(), seed)).cast(pl.Float64) / HASH_SPACE) < test_ratio
     lookup = pl.DataFrame({"source": unique, "is_test": is_test})
     return pl.DataFrame({"source": sources}).join(lookup, on="source", how="left", maintain_order="left")["is_test"]
 

@@ -1,0 +1,210 @@
+"""The Converse client: quota-aware, retrying, cached, accounted.
+
+botocore's own retries are off so that every attempt passes through the limiter: a throttled
+request gives its tokens back, cools the limiter down, and waits a full-jitter exponential
+backoff before trying again. Validation and access errors fail at once with a clear message.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from tqc_dagster.bedrock.cache import ResponseCache, request_key
+from tqc_dagster.bedrock.limiter import shared_limiter
+
+RETRYABLE_ERRORS = {"throttlingexception", "serviceunavailableexception", "modelnotreadyexception", "internalserverexception", "modeltimeoutexception"}
+THROTTLING = "throttlingexception"
+TRANSPORT_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
+BYTES_PER_TOKEN = 3  # conservative: ~4 bytes per English token, 3 per CJK character
+PROGRESS_EVERY_S = 10.0
+
+
+class BedrockError(RuntimeError):
+    """A request that cannot succeed (validation, access) or ran out of attempts."""
+
+
+@dataclass
+class Usage:
+    """What a run asked of Bedrock; safe to report (no request text, no credentials)."""
+
+    requests: int = 0
+    answered: int = 0
+    retries: int = 0
+    throttles: int = 0
+    server_errors: int = 0
+    timeouts: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    first_request_at: float | None = None
+    last_answer_at: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **increments: int) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def stamp(self, name: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if name == "first_request_at" and self.first_request_at is not None:
+                return
+            setattr(self, name, now)
+
+    @property
+    def requests_per_minute(self) -> float:
+        if self.first_request_at is None or self.last_answer_at is None or self.last_answer_at <= self.first_request_at:
+            return 0.0
+        return self.requests * 60.0 / (self.last_answer_at - self.first_request_at)
+
+    def summary(self, price=None) -> dict:
+        """Counts, achieved rate and, with a price (USD per million `input` / `output` tokens), the cost."""
+        numbers = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_") and not f.name.endswith("_at")}
+        numbers["achieved_requests_per_minute"] = round(self.requests_per_minute, 2)
+        if price is not None:
+            numbers["estimated_cost_usd"] = round((self.input_tokens * price.input + self.output_tokens * price.output) / 1e6, 4)
+        return numbers
+
+
+def estimate_input_tokens(request: dict) -> int:
+    text = "".join(block.get("text", "") for message in request.get("messages", []) for block in message.get("content", []))
+    text += "".join(block.get("text", "") for block in request.get("system", []))
+    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+
+
+class ConverseClient:
+    def __init__(
+        self,
+        *,
+        region: str,
+        model_id: str,
+        requests_per_minute: float,
+        tokens_per_minute: int,
+        max_workers: int,
+        max_attempts: int,
+        timeout_s: float,
+        cache_dir: str,
+        endpoint_url: str | None = None,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 60.0,
+        throttle_cooldown_s: float = 1.0,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.model_id = model_id
+        self.max_workers = max_workers
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.throttle_cooldown_s = throttle_cooldown_s
+        self.limiter = shared_limiter((region, endpoint_url, model_id), requests_per_minute, tokens_per_minute)
+        self.cache = ResponseCache(cache_dir)
+        self.usage = Usage()
+        self._log = log or (lambda message: None)
+        self._jitter = random.Random()
+        self._client = boto3.session.Session().client(
+            "bedrock-runtime",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(
+                retries={"total_max_attempts": 1},
+                read_timeout=timeout_s,
+                connect_timeout=min(timeout_s, 10),
+                max_pool_connections=max_workers,
+            ),
+        )
+
+    def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7) -> dict:
+        """A Converse request body for this client's model."""
+        body = {"modelId": self.model_id, "messages": messages, "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature}}
+        if system:
+            body["system"] = [{"text": system}]
+        return body
+
+    def converse(self, request: dict) -> dict:
+        """One Converse call through the cache, the limiter and the retry loop."""
+        key = request_key(request)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.usage.add(cache_hits=1)
+            return cached
+        reserve = estimate_input_tokens(request) + request.get("inferenceConfig", {}).get("maxTokens", 0)
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self.usage.add(retries=1)
+                time.sleep(self._jitter.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)))
+            reservation = self.limiter.acquire(reserve)
+            self.usage.stamp("first_request_at")
+            self.usage.add(requests=1)
+            try:
+                response = self._client.converse(**request)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                self.limiter.give_back(reservation)
+                if code.lower() == THROTTLING:
+                    self.usage.add(throttles=1)
+                    self.limiter.cool_down(self.throttle_cooldown_s)
+                    continue
+                if code.lower() in RETRYABLE_ERRORS or status >= 500:
+                    self.usage.add(server_errors=1)
+                    continue
+                raise BedrockError(f"Bedrock rejected the request ({code}, HTTP {status}): {error.response.get('Error', {}).get('Message', '')}") from None
+            except TRANSPORT_ERRORS:
+                self.limiter.give_back(reservation)
+                self.usage.add(timeouts=1)
+                continue
+            usage = response.get("usage", {})
+            self.limiter.reconcile(reservation, usage.get("inputTokens", 0) + usage.get("outputTokens", 0))
+            self.usage.add(answered=1, input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0))
+            self.usage.stamp("last_answer_at")
+            answer = {name: value for name, value in response.items() if name != "ResponseMetadata"}
+            self.cache.put(key, answer)
+            return answer
+        raise BedrockError(f"Bedrock request still failing after {self.max_attempts} attempts (throttled or unavailable)")
+
+    def converse_many(self, requests: Sequence[dict]) -> list[dict | BedrockError]:
+        """All requests on at most `max_workers` threads; results in request order, failures as BedrockError."""
+        done = 0
+        last_report = time.monotonic()
+        lock = threading.Lock()
+
+        def call(request: dict) -> dict | BedrockError:
+            nonlocal done, last_report
+            try:
+                return self.converse(request)
+            except BedrockError as error:
+                return error
+            finally:
+                with lock:
+                    done += 1
+                    if time.monotonic() - last_report >= PROGRESS_EVERY_S or done == len(requests):
+                        last_report = time.monotonic()
+                        self._log(self.progress(done, len(requests)))
+
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bedrock") as pool:
+            return list(pool.map(call, requests))
+
+    def progress(self, done: int, total: int) -> str:
+        u = self.usage
+        return (
+            f"bedrock: {done}/{total} requests done, {u.requests} sent, {u.cache_hits} cache hits, "
+            f"{u.throttles} throttles, {u.retries} retries, {u.requests_per_minute:.1f} req/min "
+            f"(quota {self.limiter.requests_per_minute:g})"
+        )

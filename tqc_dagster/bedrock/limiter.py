@@ -1,0 +1,98 @@
+"""A thread-safe limiter for requests per minute and tokens per minute.
+
+Requests are spaced evenly (at least 60 s / quota apart, with a small safety margin), so no
+60-second window carries more than the request quota however the window is placed; bursts
+are impossible by construction. Tokens are reserved up front (input estimate + maxTokens),
+reconciled with the usage Bedrock reports, and given back when a request was throttled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+WINDOW_S = 60.0
+SPACING_MARGIN = 0.01  # requests 1 % further apart than the quota needs: arrival jitter cannot push a window over
+
+
+@dataclass
+class Reservation:
+    started: float
+    tokens: int
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        requests_per_minute: float,
+        tokens_per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if requests_per_minute <= 0 or tokens_per_minute <= 0:
+            raise ValueError("requests_per_minute and tokens_per_minute must be positive")
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._spacing = WINDOW_S / requests_per_minute * (1 + SPACING_MARGIN)
+        self._clock = clock
+        self._next_start = float("-inf")
+        self._reservations: deque[Reservation] = deque()
+        self._changed = threading.Condition()
+
+    def acquire(self, tokens: int) -> Reservation:
+        """Block until a request of `tokens` may start; the returned reservation counts against both quotas."""
+        if tokens > self.tokens_per_minute:
+            raise ValueError(f"one request of {tokens} tokens can never fit a quota of {self.tokens_per_minute} tokens/min")
+        with self._changed:
+            while True:
+                now = self._clock()
+                start = max(now, self._next_start, self._tokens_free_at(now, tokens))
+                if start <= now:
+                    self._next_start = now + self._spacing
+                    reservation = Reservation(now, tokens)
+                    self._reservations.append(reservation)
+                    return reservation
+                self._changed.wait(timeout=start - now)
+
+    def _tokens_free_at(self, now: float, tokens: int) -> float:
+        """Earliest time at which `tokens` more fit in the sliding window."""
+        while self._reservations and self._reservations[0].started <= now - WINDOW_S:
+            self._reservations.popleft()
+        excess = sum(r.tokens for r in self._reservations) + tokens - self.tokens_per_minute
+        if excess <= 0:
+            return now
+        for reservation in self._reservations:
+            excess -= reservation.tokens
+            if excess <= 0:
+                return reservation.started + WINDOW_S
+        return now + WINDOW_S
+
+    def reconcile(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Replace the up-front estimate by what Bedrock reports it used."""
+        with self._changed:
+            reservation.tokens = actual_tokens
+            self._changed.notify_all()
+
+    def give_back(self, reservation: Reservation) -> None:
+        """A throttled request consumed nothing: return its tokens."""
+        self.reconcile(reservation, 0)
+
+    def cool_down(self, seconds: float) -> None:
+        """After a throttle, hold every worker's next request back by `seconds`."""
+        with self._changed:
+            self._next_start = max(self._next_start, self._clock() + seconds)
+
+
+_SHARED: dict[tuple, RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(quota_key: tuple, requests_per_minute: float, tokens_per_minute: int) -> RateLimiter:
+    """One limiter per quota (region, model) per process, so every client in the process shares it."""
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(quota_key)
+        if limiter is None or (limiter.requests_per_minute, limiter.tokens_per_minute) != (requests_per_minute, tokens_per_minute):
+            limiter = _SHARED[quota_key] = RateLimiter(requests_per_minute, tokens_per_minute)
+        return limiter

@@ -59,18 +59,17 @@ def write_export(folder: Path, judge_version: str, target_model: str, splits: di
 
 def verify_export(folder: Path, written: dict) -> pl.DataFrame:
     """Read every file back: per file, lines, expected lines and format problems."""
+    checks = {"sft": export.chat_problems, "llamafactory": export.sharegpt_problems, "bedrock": export.bedrock_problems}
     rows = []
     for split, counts in written.items():
-        sft = pl.read_ndjson(folder / f"sft/{split}.jsonl")
-        sharegpt = pl.read_ndjson(folder / f"llamafactory/{split}.jsonl")
-        bedrock = pl.read_ndjson(folder / f"bedrock/{split}.jsonl") if counts["bedrock_lines"] else None
+        for kind, problems in checks.items():
+            path = folder / f"{kind}/{split}.jsonl"
+            expected = counts["bedrock_lines"] if kind == "bedrock" else counts["samples"]
+            # polars cannot infer a schema from an empty file; an empty split has nothing to check.
+            lines = pl.read_ndjson(path) if path.stat().st_size else None
+            rows.append((f"{kind}/{split}.jsonl", 0 if lines is None else lines.height, expected, 0 if lines is None else problems(lines)))
         grpo = pl.read_parquet(folder / f"grpo/{split}.parquet")
-        rows += [
-            (f"sft/{split}.jsonl", sft.height, counts["samples"], export.chat_problems(sft)),
-            (f"llamafactory/{split}.jsonl", sharegpt.height, counts["samples"], export.sharegpt_problems(sharegpt)),
-            (f"bedrock/{split}.jsonl", 0 if bedrock is None else bedrock.height, counts["bedrock_lines"], 0 if bedrock is None else export.bedrock_problems(bedrock)),
-            (f"grpo/{split}.parquet", grpo.height, counts["samples"], export.grpo_problems(grpo)),
-        ]
+        rows.append((f"grpo/{split}.parquet", grpo.height, counts["samples"], export.grpo_problems(grpo)))
     return pl.DataFrame(rows, schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64}, orient="row")
 
 

@@ -14,13 +14,12 @@ def _table(frame: pl.DataFrame) -> str:
 
 
 def _counts(splits: dict[str, pl.DataFrame], by: list[str]) -> pl.DataFrame:
-    both = pl.concat([frame.select(by).with_columns(pl.lit(name).alias("split")) for name, frame in splits.items()])
-    return (
-        both.group_by(by + ["split"]).agg(pl.len().alias("rows"))
-        .pivot(on="split", index=by, values="rows", sort_columns=True)
-        .fill_null(0)
-        .sort(by, nulls_last=False)
-    )
+    """Rows per value of `by` (null stays null: a flawless sample has no criterion), one column per split."""
+    tallies = [frame.group_by(by).agg(pl.len().alias(name)) for name, frame in splits.items()]
+    table = tallies[0]
+    for tally in tallies[1:]:
+        table = table.join(tally, on=by, how="full", coalesce=True, nulls_equal=True)
+    return table.with_columns(pl.col(name).fill_null(0) for name in splits).sort(by, nulls_last=False)
 
 
 def dataset_card(judge_version: str, target_model: str, splits: dict[str, pl.DataFrame], files: dict[str, str], config: dict, notes: list[str]) -> str:

@@ -49,7 +49,8 @@ def criteria_text(target_model: str) -> str:
 def prompts(samples: pl.DataFrame, target_model: str, system_template: str, user_template: str, assistant_template: str) -> pl.DataFrame:
     """`system`, `user`, `assistant` text per sample, plus `sample_id`."""
     own_scores = pl.concat_list([pl.col("scores").list.get(i) for i in CRITERIA_OF[target_model]])
-    fields = {name: pl.col(name).cast(pl.String) for name in SAMPLE_FIELDS}
+    # target_lang may be absent from a judge prompt; a null field would null the whole text.
+    fields = {name: pl.col(name).cast(pl.String).fill_null("unknown" if name == "target_lang" else "") for name in SAMPLE_FIELDS}
     fields |= {"criteria": pl.lit(criteria_text(target_model)), "scores": _score_list(own_scores), "all_scores": _score_list(pl.col("scores"))}
     return samples.select(
         "sample_id",
@@ -115,16 +116,24 @@ def grpo(samples: pl.DataFrame, prompts_frame: pl.DataFrame, target_model: str) 
     return prompts_frame.select("system", pl.col("user").alias("problem")).with_columns(answers)
 
 
+def _blank(text: pl.Expr) -> pl.Expr:
+    return text.str.strip_chars().str.len_chars().fill_null(0) == 0
+
+
 def _turn_problems(turns: pl.Expr, texts: pl.Expr, first: str, last: str, system: str | None = None) -> pl.Expr:
-    """True for a conversation whose roles do not alternate from `first` to `last`, or with an empty turn."""
+    """True for a conversation whose roles do not alternate from `first` to `last`, or with an empty turn.
+
+    With `system`, the conversation must open with a non-empty system turn (it names the criteria).
+    """
+    system_problem = pl.lit(False)
     if system is not None:
-        keep_from = pl.when(turns.list.first() == system).then(1).otherwise(0)
-        turns, texts = turns.list.slice(keep_from), texts.list.slice(keep_from)
+        system_problem = (turns.list.first() != system).fill_null(True) | _blank(texts.list.first())
+        turns, texts = turns.list.slice(1), texts.list.slice(1)
     alternating = turns.list.eval((pl.element() != pl.element().shift(1)).fill_null(True)).list.all()
     known_roles = turns.list.eval(pl.element().is_in([first, last])).list.all()
-    non_empty = texts.list.eval(pl.element().str.strip_chars().str.len_chars() > 0).list.all()
+    non_empty = texts.list.eval(pl.element().str.strip_chars().str.len_chars().fill_null(0) > 0).list.all()
     ok = (turns.list.len() >= 2) & (turns.list.first() == first) & (turns.list.last() == last) & alternating & known_roles & non_empty
-    return ~ok.fill_null(False)
+    return ~ok.fill_null(False) | system_problem
 
 
 def chat_problems(lines: pl.DataFrame) -> int:
@@ -139,7 +148,7 @@ def sharegpt_problems(lines: pl.DataFrame) -> int:
     turns = pl.col("conversations")
     roles = turns.list.eval(pl.element().struct.field("from"))
     texts = turns.list.eval(pl.element().struct.field("value"))
-    return lines.select((_turn_problems(roles, texts, "human", "gpt") | pl.col("system").is_null()).sum()).item()
+    return lines.select((_turn_problems(roles, texts, "human", "gpt") | _blank(pl.col("system"))).sum()).item()
 
 
 def bedrock_problems(lines: pl.DataFrame) -> int:
@@ -152,6 +161,7 @@ def bedrock_problems(lines: pl.DataFrame) -> int:
     broken = (
         _turn_problems(roles, texts, "user", "assistant")
         | (pl.col("schemaVersion") != BEDROCK_SCHEMA_VERSION).fill_null(True)
+        | _blank(system)
         | everything.str.contains_any(BEDROCK_FORBIDDEN).fill_null(True)
     )
     return lines.select(broken.sum()).item()

@@ -141,6 +141,17 @@ def rejection(item, key: tuple, known_sources: set[str], is_test) -> str | None:
     return None
 
 
+def judged_groups(judged: pl.DataFrame) -> dict[tuple, pl.DataFrame]:
+    """Judged samples by synthesis group, split once."""
+    return judged.filter(pl.col("origin") == JUDGED).partition_by(GROUP_KEYS, as_dict=True)
+
+
+def group_examples(group: pl.DataFrame, batch: str, seed: int) -> list[dict]:
+    """A few judged samples of the group, a different seeded draw per batch."""
+    order = stable_hash_expr(pl.concat_str(pl.lit(f"{seed}|{batch}"), pl.col("sample_id"), separator="|"))
+    return group.sort(order).head(EXAMPLES_PER_REQUEST).select(SAMPLE_KEYS).to_dicts()
+
+
 class BedrockBackend:
     name = NAME
 
@@ -152,20 +163,12 @@ class BedrockBackend:
         self.max_tokens = max_tokens
         self.is_test_source = is_test_source
 
-    def examples(self, judged: pl.DataFrame, key: tuple, batch: str, seed: int) -> list[dict]:
-        category, criterion, bucket = key
-        group = judged.filter(
-            (pl.col("origin") == JUDGED) & (pl.col("product_category") == category) & (pl.col("criterion") == criterion) & (pl.col("score_bucket") == bucket)
-        )
-        order = stable_hash_expr(pl.concat_str(pl.lit(f"{seed}|{batch}"), pl.col("sample_id"), separator="|"))
-        return group.sort(order).head(EXAMPLES_PER_REQUEST).select(SAMPLE_KEYS).to_dicts()
-
-    def requests_for(self, judged: pl.DataFrame, state: GroupState, round_number: int, seed: int) -> list[dict]:
+    def requests_for(self, group: pl.DataFrame, state: GroupState, round_number: int, seed: int) -> list[dict]:
         count = min(math.ceil(state.remaining / self.samples_per_request), self.max_requests_per_group - state.requests)
         requests = []
         for i in range(max(count, 0)):
             batch = f"{round_number}.{i}"
-            prompt, _ = group_request(state.key, self.samples_per_request, self.examples(judged, state.key, batch, seed), batch)
+            prompt, _ = group_request(state.key, self.samples_per_request, group_examples(group, batch, seed), batch)
             messages = [{"role": "user", "content": [{"text": prompt}]}]
             requests.append(self.client.request(messages, system=SYSTEM_PROMPT, max_tokens=self.max_tokens))
         return requests
@@ -173,9 +176,15 @@ class BedrockBackend:
     def synthesize(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> SynthesisOutput:
         known = {normalize_source(source) for source in judged.get_column("source").to_list()}
         states = [GroupState(key=tuple(row[k] for k in GROUP_KEYS), needed=row["needed"], samples=row["samples"]) for row in wanted.iter_rows(named=True)]
+        groups = judged_groups(judged)
         round_number = 0
         while True:
-            batch = [(state, request) for state in states if state.remaining > 0 for request in self.requests_for(judged, state, round_number, seed)]
+            batch = [
+                (state, request)
+                for state in states
+                if state.remaining > 0
+                for request in self.requests_for(groups.get(state.key, judged.clear()), state, round_number, seed)
+            ]
             if not batch:
                 break
             for (state, _), response in zip(batch, self.client.converse_many([request for _, request in batch])):

@@ -41,6 +41,7 @@ FILLERS = {
 ABNORMAL_SYMBOLS = ["�", "#", "@@", "※", "¿"]
 NUMBERING = ["1. ", "• ", "- "]
 LATIN_WORD = r"[A-Za-z][A-Za-z'-]{2,}"
+FIRST_WORD = r"^(\p{Han}{2}|\S+)"  # the first word: two Han characters (Chinese has no spaces), else up to a space
 NUMBER = r"\b\d+(?:\.\d+)?\b"  # a standalone number: not the 3 of "D3"
 
 
@@ -76,14 +77,24 @@ def _corruption(criterion: int) -> tuple[pl.Expr, pl.Expr]:
         count = untranslated.list.len()
         words = pl.when(severe).then(untranslated.list.head(3).list.join(" ")).otherwise(untranslated.list.get(v % count.clip(1), null_on_oob=True))
         words = pl.when(count > 0).then(words)
-        translation = pl.when(v % 2 == 0).then(pl.concat_str(t, pl.lit(" "), words)).otherwise(pl.concat_str(words, pl.lit(" "), t))
+        # Severe: the words on both sides, so it never coincides with a mild text of the same base.
+        translation = (
+            pl.when(severe)
+            .then(pl.concat_str(words, pl.lit(" "), t, pl.lit(" "), words))
+            .when(v % 2 == 0)
+            .then(pl.concat_str(t, pl.lit(" "), words))
+            .otherwise(pl.concat_str(words, pl.lit(" "), t))
+        )
         return translation, pl.concat_str(pl.lit("leaves the source word(s) "), _quoted(words), pl.lit(" untranslated (English in a "), pl.col("target_lang"), pl.lit(" translation)"))
     if criterion == 2:
-        first = t.str.extract(r"^(\S{1,8})")
+        first = t.str.extract(FIRST_WORD)
+        repeated = pl.when(severe).then(pl.concat_str(first, pl.lit(" "), first)).otherwise(first)
         fillers = pl.when(severe).then(pl.concat_str(_by_language(FILLERS, v), pl.lit(" "), _by_language(FILLERS, v + 1))).otherwise(_by_language(FILLERS, v))
         repeat = v % 2 == 0
-        translation = pl.when(repeat).then(pl.concat_str(first, pl.lit(" "), t)).otherwise(pl.concat_str(fillers, pl.lit(" "), t))
-        defect = pl.when(repeat).then(pl.concat_str(pl.lit("repeats the word "), _quoted(first), pl.lit(" at the start"))).otherwise(
+        translation = pl.when(repeat).then(pl.concat_str(repeated, pl.lit(" "), t)).otherwise(pl.concat_str(fillers, pl.lit(" "), t))
+        defect = pl.when(repeat).then(
+            pl.concat_str(pl.lit("repeats the word "), _quoted(first), pl.when(severe).then(pl.lit(" twice")).otherwise(pl.lit("")), pl.lit(" at the start"))
+        ).otherwise(
             pl.concat_str(pl.lit("adds the irrelevant word(s) "), _quoted(fillers), pl.lit(" that are not in the source"))
         )
         return translation, defect
@@ -168,7 +179,9 @@ class RulesBackend:
         candidates = (
             _corrupt(candidates)
             .filter(pl.col("corrupted").is_not_null() & (pl.col("corrupted") != pl.col("translation")))
-            .unique(subset=pools + ["source", "corrupted"], keep="first", maintain_order=True)
+            # One text, one group: the mild and severe pools of a criterion must not share a text,
+            # or the same translation would be trained with two scores (and maybe two labels).
+            .unique(subset=["product_category", "criterion", "source", "corrupted"], keep="first", maintain_order=True)
             .sort(pools + ["variant", "_order"])
             .with_columns(pl.int_range(pl.len()).over(pools).alias("rank"))
         )

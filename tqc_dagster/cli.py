@@ -55,6 +55,39 @@ def run(config_path: str | None, partitions: tuple[str, ...], selection: str | N
         sys.exit(1)
 
 
+@main.command("estimate")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
+@click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
+def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> None:
+    """Requests, tokens, hours at the configured quota and cost of bedrock synthesis, per partition."""
+    import polars as pl
+
+    from tqc_dagster.estimate import estimate
+    from tqc_dagster.runner import selected_partitions
+    from tqc_dagster.partitions import split_key
+
+    config = _load(config_path)
+    try:
+        table = estimate(config, [split_key(key) for key in selected_partitions(config, list(partitions))])
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    bedrock = config.bedrock
+    click.echo(
+        f"bedrock synthesis with {bedrock.model_id}: quota {bedrock.requests_per_minute:g} requests/min, "
+        f"{bedrock.tokens_per_minute:,} tokens/min; {config.synthesis.samples_per_request} samples per request; "
+        f"min_samples {config.synthesis.min_samples}"
+    )
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, thousands_separator=True):
+        click.echo(table)
+    totals = table.select(pl.exclude("partition").sum())
+    click.echo(
+        f"total: {totals['requests'][0]:,} requests, {totals['input_tokens'][0] + totals['output_tokens'][0]:,} tokens, "
+        f"{totals['hours_at_quota'][0]:.2f} h at quota (partitions run one at a time in the bedrock pool)"
+        + ("" if bedrock.price is None else f", ${totals['cost_usd'][0]:,.2f}")
+        + ". Rejected samples add requests (up to synthesis.max_requests_per_group per group)."
+    )
+
+
 def _load(config_path: str | None) -> TqcConfig:
     try:
         config = load_config(config_path)

@@ -141,7 +141,7 @@ def _lines(path: Path) -> int:
 
 
 def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
-    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
         click.echo("\nruns:")
         for run in outcome.runs:
             status = "ok" if run.success and not run.failed_checks else "FAILED"

@@ -45,10 +45,12 @@ def run(config_path: str | None, partitions: tuple[str, ...], selection: str | N
     """Materialize the selection for each partition; exit 1 when an asset or a blocking check fails."""
     from tqc_dagster.runner import materialize_partitions, print_summary
 
+    from tqc_dagster.stores import StorageError
+
     config = _load(config_path)
     try:
         outcome = materialize_partitions(config, list(partitions), selection, _instance_home(config))
-    except ConfigError as error:
+    except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     print_summary(config, outcome)
     if not outcome.success:
@@ -67,9 +69,11 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     from tqc_dagster.partitions import split_key
 
     config = _load(config_path)
+    from tqc_dagster.stores import StorageError
+
     try:
         table = estimate(config, [split_key(key) for key in selected_partitions(config, list(partitions))])
-    except ConfigError as error:
+    except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     bedrock = config.bedrock
     click.echo(

@@ -6,7 +6,6 @@ entry, not a code change. Relative paths resolve against the config file's own f
 
 from __future__ import annotations
 
-import glob
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +54,13 @@ class Synthesis(_Strict):
     max_requests_per_group: int = Field(20, ge=1, description="bedrock backend: request budget of one group")
 
 
+class S3(_Strict):
+    """How to reach S3 for s3:// inputs and storage; credentials come from boto3's default chain."""
+
+    endpoint_url: str | None = Field(None, description="an S3-compatible server; null: AWS_ENDPOINT_URL or AWS")
+    region: str | None = None
+
+
 class TokenPrice(_Strict):
     input: float = Field(ge=0.0, description="USD per million input tokens")
     output: float = Field(ge=0.0, description="USD per million output tokens")
@@ -71,7 +77,7 @@ class Bedrock(_Strict):
     max_attempts: int = Field(8, ge=1)
     timeout_s: float = Field(120, gt=0)
     endpoint_url: str | None = None
-    cache_dir: str | None = Field(None, description="null: <storage_root>/bedrock_cache")
+    cache_dir: str | None = Field(None, description="local folder; null: <storage_root>/bedrock_cache (beside the config when storage is on S3)")
     max_tokens: int = Field(2048, ge=1, description="maxTokens of each request")
     prices: dict[str, TokenPrice] = Field(
         default_factory=lambda: {
@@ -122,11 +128,12 @@ class Export(_Strict):
 
 
 class TqcConfig(_Strict):
-    storage_root: str
+    storage_root: str = Field(description="a local folder or s3://bucket/prefix")
     judge_versions: dict[str, JudgeVersion]
     models: dict[str, TranslationModel]
     labels: LabelThresholds = LabelThresholds()
     checks: Checks = Checks()
+    s3: S3 = S3()
     synthesis: Synthesis = Synthesis()
     bedrock: Bedrock = Bedrock()
     split: Split = Split()
@@ -148,16 +155,6 @@ class TqcConfig(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError(f"translation_id values must be distinct, got {ids}")
         return value
-
-    def input_files(self, judge_version: str) -> list[str]:
-        """The batch output files of a judge version, sorted; a glob matching nothing is a config error."""
-        pattern = self.judge_versions[judge_version].input
-        files = sorted(glob.glob(pattern))
-        if not files:
-            raise ConfigError(
-                f"{self.config_path}: judge_versions.{judge_version}.input matches no file: {pattern}"
-            )
-        return files
 
     @property
     def judge_version_names(self) -> list[str]:
@@ -201,11 +198,13 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     base = config_path.parent
     storage_root = _resolve(config.storage_root, base)
     cache_dir = config.bedrock.cache_dir
+    # The response cache is local: on S3 storage it defaults to a folder beside the config.
+    default_cache = str(base / "bedrock_cache") if "://" in storage_root else str(Path(storage_root) / "bedrock_cache")
     return config.model_copy(
         update={
             "storage_root": storage_root,
             "bedrock": config.bedrock.model_copy(
-                update={"cache_dir": _resolve(cache_dir, base) if cache_dir else str(Path(storage_root) / "bedrock_cache")}
+                update={"cache_dir": _resolve(cache_dir, base) if cache_dir else default_cache}
             ),
             "judge_versions": {
                 name: jv.model_copy(update={"input": _resolve(jv.input, base)})

@@ -11,6 +11,8 @@ from tqc_dagster.config import TqcConfig, project_config
 from tqc_dagster.partitions import judge_version_partitions, sample_partitions
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.resources.storage import ParquetIOManager
+from tqc_dagster.sensors import build_input_sensors
+from tqc_dagster.stores import s3_resource
 
 SAMPLES_JOB = "samples"
 EXPORTS_JOB = "exports"
@@ -23,6 +25,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_sample_assets(config, partitions),
         *build_export_assets(config, judge_version_partitions(config)),
     ]
+    s3 = s3_resource(config)
     per_partition = dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTS)
     return dg.Definitions(
         assets=assets,
@@ -40,8 +43,10 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
                 executor_def=dg.in_process_executor,
             ),
         ],
+        sensors=build_input_sensors(config, SAMPLES_JOB),
         resources={
-            "io_manager": ParquetIOManager(storage_root=config.storage_root),
+            "io_manager": ParquetIOManager(storage_root=config.storage_root, s3=s3),
+            "s3": s3,
             "bedrock": BedrockResource.from_config(config.bedrock),
         },
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import polars as pl
 
@@ -19,6 +18,7 @@ from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits
 from tqc_dagster.core.synthesis.bedrock import SAMPLE_KEYS, SYSTEM_PROMPT, group_examples, group_request, judged_groups
 from tqc_dagster.resources.storage import asset_path
+from tqc_dagster.stores import s3_resource, store_for
 
 
 def _request_tokens(group: pl.DataFrame, key: tuple, per_request: int, seed: int) -> tuple[int, int]:
@@ -59,10 +59,11 @@ def estimate(config: TqcConfig, partitions: list[tuple[str, str]]) -> pl.DataFra
     rows = []
     for judge_version, model in partitions:
         path = asset_path(config.storage_root, PROCESSED, judge_version, model)
-        if not os.path.exists(path):
+        store = store_for(path, s3_resource(config))
+        if not store.exists(path):
             raise ConfigError(
                 f"{PROCESSED} of {judge_version}|{model} is not materialized ({path}); run "
                 f"tqc run --partition '{judge_version}|{model}' --select raw_judgments,processed_samples,quarantined_judgments"
             )
-        rows.append({"partition": f"{judge_version}|{model}", **estimate_partition(pl.read_parquet(path), config)})
+        rows.append({"partition": f"{judge_version}|{model}", **estimate_partition(store.read_parquet(path), config)})
     return pl.DataFrame(rows)

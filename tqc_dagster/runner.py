@@ -17,6 +17,7 @@ from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.definitions import EXPORTS_JOB, SAMPLES_JOB, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.resources.storage import asset_path
+from tqc_dagster.stores import SUCCESS_MARKER, input_files, join, s3_resource, store_for
 
 
 # Dagster's console logger prints every event at DEBUG; the summary below says what matters.
@@ -71,7 +72,7 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     judge_versions = sorted({split_key(key)[0] for key in keys})
     if RAW in names:
         for judge_version in judge_versions:
-            config.input_files(judge_version)
+            input_files(config, judge_version)
     runs = []
     with dg.DagsterInstance.get() as instance:
         for job, assets, partitions in zip(jobs, job_assets, (keys, judge_versions)):
@@ -94,26 +95,35 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     return RunOutcome(runs, names)
 
 
+def stored_partitions(config: TqcConfig, asset: str) -> dict[str, pl.DataFrame]:
+    """The stored frames of an asset by partition key (partitions not materialized are left out)."""
+    store = store_for(config.storage_root, s3_resource(config))
+    frames = {}
+    for judge_version in config.judge_version_names:
+        for model in config.model_names:
+            path = asset_path(config.storage_root, asset, judge_version, model)
+            if store.exists(path):
+                frames[f"{judge_version}|{model}"] = store.read_parquet(path)
+    return frames
+
+
 def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
     """Rows of every stored (asset, partition) file."""
-    rows = []
-    for asset in asset_names:
-        for judge_version in config.judge_version_names:
-            for model in config.model_names:
-                path = asset_path(config.storage_root, asset, judge_version, model)
-                if os.path.exists(path):
-                    count = pl.scan_parquet(path).select(pl.len()).collect().item()
-                    rows.append({"asset": asset, "partition": f"{judge_version}|{model}", "rows": count})
+    rows = [
+        {"asset": asset, "partition": partition, "rows": frame.height}
+        for asset in asset_names
+        if asset != EXPORTS
+        for partition, frame in stored_partitions(config, asset).items()
+    ]
     return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})
 
 
 def quarantine_by_reason(config: TqcConfig) -> pl.DataFrame:
-    pattern = str(Path(config.storage_root) / QUARANTINED / "*" / "*.parquet")
-    if not list(Path(config.storage_root).glob(f"{QUARANTINED}/*/*.parquet")):
+    frames = stored_partitions(config, QUARANTINED)
+    if not frames:
         return pl.DataFrame()
-    quarantined = pl.read_parquet(pattern)
     return (
-        quarantined.with_columns(pl.concat_str("judge_version", "model", separator="|").alias("partition"))
+        pl.concat([frame.with_columns(pl.lit(partition).alias("partition")) for partition, frame in frames.items()])
         .pivot(on="partition", index="reason", values="record_id", aggregate_function="len", sort_columns=True)
         .fill_null(0)
         .sort("reason")
@@ -121,21 +131,25 @@ def quarantine_by_reason(config: TqcConfig) -> pl.DataFrame:
 
 
 def export_counts(config: TqcConfig) -> pl.DataFrame:
-    """Lines per export file kind and split, per judge version and target model."""
+    """Lines per export file kind and split, per judge version and target model (finished exports only)."""
+    store = store_for(config.storage_root, s3_resource(config))
     rows = []
     for judge_version in config.judge_version_names:
         for target_model in TARGET_MODELS:
-            folder = Path(export_folder(config.storage_root, judge_version, target_model))
+            folder = export_folder(config.storage_root, judge_version, target_model)
+            if not store.exists(join(folder, SUCCESS_MARKER)):
+                continue
             for split in SPLITS:
-                files = {kind: folder / kind / f"{split}.jsonl" for kind in ("sft", "llamafactory", "bedrock")}
-                if all(path.exists() for path in files.values()):
-                    counts = {kind: _lines(path) for kind, path in files.items()}
-                    counts["grpo"] = pl.scan_parquet(folder / "grpo" / f"{split}.parquet").select(pl.len()).collect().item()
-                    rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts})
+                counts = {}
+                for kind in ("sft", "llamafactory", "bedrock"):
+                    with store.local_copy(join(folder, kind, f"{split}.jsonl")) as path:
+                        counts[kind] = _lines(path)
+                counts["grpo"] = store.read_parquet(join(folder, "grpo", f"{split}.parquet")).height
+                rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts})
     return pl.DataFrame(rows)
 
 
-def _lines(path: Path) -> int:
+def _lines(path: str) -> int:
     with open(path, "rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from tqc_dagster.cli import main
 from tqc_dagster.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from tqc_dagster.stores import input_files
 
 VALID = {
     "storage_root": "lake",
@@ -70,7 +71,7 @@ def test_not_yaml_and_missing_file(tmp_path):
 def test_glob_matching_nothing_names_the_key_and_the_file(tmp_path):
     path = write(tmp_path, VALID)
     with pytest.raises(ConfigError) as raised:
-        load_config(path).input_files("v1")
+        input_files(load_config(path), "v1")
     assert "judge_versions.v1.input matches no file" in str(raised.value) and str(path) in str(raised.value)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.assets.metadata import markdown
 from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
@@ -15,7 +16,7 @@ from tqc_dagster.core.dataset_card import dataset_card
 from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.partitions import both_models_of_a_judge_version
-from tqc_dagster.resources.storage import publish_folder
+from tqc_dagster.stores import join, store_for
 
 EXPORTS = "exports"
 SPLITS = ("train", "test")
@@ -28,7 +29,7 @@ FILES = {
 
 
 def export_folder(storage_root: str, judge_version: str, target_model: str) -> str:
-    return str(Path(storage_root) / EXPORTS / judge_version / target_model)
+    return join(storage_root, EXPORTS, judge_version, target_model)
 
 
 def write_export(folder: Path, judge_version: str, target_model: str, splits: dict[str, pl.DataFrame], config: TqcConfig) -> dict:
@@ -94,27 +95,29 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             check_spec("counts_match_sources", EXPORTS, "Each export file holds exactly the samples of the frame it came from (Bedrock: minus the lines left out and counted).", partitions),
         ],
     )
-    def exports(context: dg.AssetExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
+    def exports(context: dg.AssetExecutionContext, s3: S3Resource, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
         judge_version = context.partition_key
+        store = store_for(config.storage_root, s3)
         verification = []
         for target_model in TARGET_MODELS:
             splits = {
                 "train": balanced_trainset.filter(pl.col("target_model") == target_model).sort("sample_id"),
                 "test": testset.filter(pl.col("target_model") == target_model).sort("sample_id"),
             }
-            written: dict = {}
-            folder = export_folder(config.storage_root, judge_version, target_model)
+            checked: list[pl.DataFrame] = []
 
-            def write(staging: Path, splits=splits, target_model=target_model, written=written) -> None:
-                written.update(write_export(staging, judge_version, target_model, splits, config))
+            def write(staging: Path, splits=splits, target_model=target_model, checked=checked) -> None:
+                """Write, then read every file back before it is published."""
+                written = write_export(staging, judge_version, target_model, splits, config)
+                checked.append(verify_export(staging, written))
 
-            publish_folder(folder, write)
-            verification.append(verify_export(Path(folder), written).with_columns(pl.lit(target_model).alias("target_model")))
+            store.publish_folder(export_folder(config.storage_root, judge_version, target_model), write)
+            verification.append(checked[0].with_columns(pl.lit(target_model).alias("target_model")))
         files = pl.concat(verification).select("target_model", "file", "lines", "expected", "problems")
         leaked = shared_sources(trainset, testset)
         yield dg.MaterializeResult(
             metadata={
-                "folder": dg.MetadataValue.path(str(Path(config.storage_root) / EXPORTS / judge_version)),
+                "folder": dg.MetadataValue.path(join(config.storage_root, EXPORTS, judge_version)),
                 "files": markdown(files, 40),
                 "train_samples": balanced_trainset.height,
                 "test_samples": testset.height,

@@ -3,20 +3,40 @@
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, markdown, sample_metadata
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.batch_outputs import judgments_for_model, parse_records, read_lines
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
-from tqc_dagster.core.manifests import manifest_comparison
+from tqc_dagster.core.manifests import MANIFEST_NAME, manifest_comparison, total_records
 from tqc_dagster.partitions import split_key
+from tqc_dagster.stores import input_files, join, parent, store_for
 from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
 
 GROUP = "ingest"
 RAW = "raw_judgments"
 PROCESSED = "processed_samples"
 QUARANTINED = "quarantined_judgments"
+
+
+def read_input_lines(store, files: list[str]) -> pl.DataFrame:
+    """Every line of the batch output files; S3 objects are streamed to a temporary file one at a time."""
+    frames = []
+    for uri in files:
+        with store.local_copy(uri) as path:
+            frames.append(read_lines([path]).with_columns(pl.lit(uri).alias("source_file")))
+    return pl.concat(frames)
+
+
+def read_manifests(store, files: list[str]) -> dict[str, int | None]:
+    """totalRecordCount of each job folder's manifest (None where there is none)."""
+    totals = {}
+    for folder in sorted({parent(uri) for uri in files}):
+        manifest = join(folder, MANIFEST_NAME)
+        totals[folder] = total_records(store.read_text(manifest)) if store.exists(manifest) else None
+    return totals
 
 
 def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -42,13 +62,14 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         ],
         metadata=column_schema(RawJudgments),
     )
-    def raw_judgments(context: dg.AssetExecutionContext):
+    def raw_judgments(context: dg.AssetExecutionContext, s3: S3Resource):
         judge_version, model = split_key(context.partition_key)
-        files = config.input_files(judge_version)
-        lines = read_lines(files)
+        files = input_files(config, judge_version, s3)
+        store = store_for(files[0], s3)
+        lines = read_input_lines(store, files)
         records = parse_records(lines)
         raw = judgments_for_model(records, judge_version, model, config.models[model].translation_id)
-        manifests = manifest_comparison(lines)
+        manifests = manifest_comparison(lines, read_manifests(store, files))
         yield dg.Output(
             raw,
             metadata={

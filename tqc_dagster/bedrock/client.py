@@ -30,7 +30,8 @@ from tqc_dagster.bedrock.limiter import shared_limiter
 
 RETRYABLE_ERRORS = {"throttlingexception", "serviceunavailableexception", "modelnotreadyexception", "internalserverexception", "modeltimeoutexception"}
 THROTTLING = "throttlingexception"
-TRANSPORT_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
+NEVER_ARRIVED = (ConnectTimeoutError, EndpointConnectionError)  # the server never saw the request
+MAY_HAVE_ARRIVED = (ReadTimeoutError, ConnectionClosedError)  # the server may have processed (and billed) it
 BYTES_PER_TOKEN = 3  # conservative: ~4 bytes per English token, 3 per CJK character
 PROGRESS_EVERY_S = 10.0
 
@@ -166,9 +167,12 @@ class ConverseClient:
                     self.usage.add(server_errors=1)
                     continue
                 raise BedrockError(f"Bedrock rejected the request ({code}, HTTP {status}): {error.response.get('Error', {}).get('Message', '')}") from None
-            except TRANSPORT_ERRORS:
+            except NEVER_ARRIVED:
                 self.limiter.give_back(reservation)
                 self.usage.add(timeouts=1)
+                continue
+            except MAY_HAVE_ARRIVED:
+                self.usage.add(timeouts=1)  # its tokens stay reserved: they may have been used
                 continue
             usage = response.get("usage", {})
             self.limiter.reconcile(reservation, usage.get("inputTokens", 0) + usage.get("outputTokens", 0))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 WINDOW_S = 60.0
 SPACING_MARGIN = 0.01  # requests 1 % further apart than the quota needs: arrival jitter cannot push a window over
+TOKEN_WINDOW_S = WINDOW_S * (1 + SPACING_MARGIN)  # likewise, tokens stay reserved 1 % longer than a minute
 
 
 @dataclass
@@ -58,7 +59,7 @@ class RateLimiter:
 
     def _tokens_free_at(self, now: float, tokens: int) -> float:
         """Earliest time at which `tokens` more fit in the sliding window."""
-        while self._reservations and self._reservations[0].started <= now - WINDOW_S:
+        while self._reservations and self._reservations[0].started <= now - TOKEN_WINDOW_S:
             self._reservations.popleft()
         excess = sum(r.tokens for r in self._reservations) + tokens - self.tokens_per_minute
         if excess <= 0:
@@ -66,8 +67,8 @@ class RateLimiter:
         for reservation in self._reservations:
             excess -= reservation.tokens
             if excess <= 0:
-                return reservation.started + WINDOW_S
-        return now + WINDOW_S
+                return reservation.started + TOKEN_WINDOW_S
+        return now + TOKEN_WINDOW_S
 
     def reconcile(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the up-front estimate by what Bedrock reports it used."""

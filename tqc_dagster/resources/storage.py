@@ -1,55 +1,20 @@
-"""Parquet storage of asset partitions under the storage root: `<root>/<asset>/<judge_version>/<model>.parquet`."""
+"""Parquet storage of asset partitions under the storage root: `<root>/<asset>/<judge_version>/<model>.parquet`.
+
+The root is a local folder or `s3://bucket/prefix`; the same layout either way.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-from collections.abc import Callable
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.partitions import split_key
+from tqc_dagster.stores import join, store_for
 
 
 def asset_path(storage_root: str, asset_name: str, judge_version: str, model: str) -> str:
-    return str(Path(storage_root) / asset_name / judge_version / f"{model}.parquet")
-
-
-def write_parquet_atomically(frame: pl.DataFrame, path: str) -> None:
-    """Readers see the old file or the whole new one, never a partial file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        frame.write_parquet(temporary, compression="zstd", statistics=True)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def publish_folder(target: str, write: Callable[[Path], None]) -> None:
-    """Build a folder in a hidden staging folder beside it, then swap it in whole.
-
-    A reader sees the previous folder or the finished new one, never a half-written export.
-    """
-    destination = Path(target)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    staging = destination.parent / f".{destination.name}.tmp-{token}"
-    retired = destination.parent / f".{destination.name}.old-{token}"
-    try:
-        staging.mkdir()
-        write(staging)
-        if destination.exists():
-            os.replace(destination, retired)
-        os.replace(staging, destination)
-    finally:
-        for leftover in (staging, retired):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+    return join(storage_root, asset_name, judge_version, f"{model}.parquet")
 
 
 class MissingPartitionError(FileNotFoundError):
@@ -57,9 +22,14 @@ class MissingPartitionError(FileNotFoundError):
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores each (judge_version, model) partition of an asset as one parquet file."""
+    """Stores each (judge_version, model) partition of an asset as one parquet file, written atomically."""
 
     storage_root: str
+    s3: S3Resource
+
+    @property
+    def store(self):
+        return store_for(self.storage_root, self.s3)
 
     def _path(self, context: dg.OutputContext | dg.InputContext, key: str) -> str:
         judge_version, model = split_key(key)
@@ -67,18 +37,19 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         path = self._path(context, context.asset_partition_key)
-        write_parquet_atomically(obj, path)
+        self.store.write_parquet(obj, path)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         """One partition, or all the mapped upstream partitions concatenated (e.g. both models of a judge version)."""
+        store = self.store
         frames = []
         for key in sorted(context.asset_partition_keys):
             path = self._path(context, key)
-            if not os.path.exists(path):
+            if not store.exists(path):
                 raise MissingPartitionError(
                     f"{context.asset_key.to_user_string()} partition {key} is not materialized yet ({path}); "
                     f"materialize it first, e.g. tqc run --partition '{key}'"
                 )
-            frames.append(pl.read_parquet(path))
+            frames.append(store.read_parquet(path))
         return pl.concat(frames)

@@ -1,0 +1,76 @@
+"""Sensors: one per judge version, requesting runs when its batch outputs change.
+
+A file counts once it is finished: its job folder holds `manifest.json.out` (Bedrock writes
+it when the job ends) or its size and version are the same on two ticks in a row. A finished
+file that is new, rewritten or gone since the last request makes the sensor request both
+model partitions of the judge version. The cursor (what was seen and what was requested)
+is stored by Dagster, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.core.manifests import MANIFEST_NAME
+from tqc_dagster.partitions import partition_key
+from tqc_dagster.stores import FileState, StorageError, join, parent, store_for
+
+TICK_SECONDS = 60
+
+
+def _states(raw: dict) -> dict[str, FileState]:
+    return {uri: FileState(*state) for uri, state in raw.items()}
+
+
+def _raw(states: dict[str, FileState]) -> dict:
+    return {uri: [state.size, state.version] for uri, state in sorted(states.items())}
+
+
+def evaluate(seen: dict[str, FileState], requested: dict[str, FileState], current: dict[str, FileState], finished_folders: set[str]):
+    """(changed files, new requested state) for one tick; pure, so the rules are testable on their own."""
+    finished = {uri: state for uri, state in current.items() if parent(uri) in finished_folders or seen.get(uri) == state}
+    changed = sorted(uri for uri, state in finished.items() if requested.get(uri) != state)
+    changed += sorted(uri for uri in requested if uri not in current)
+    return changed, {**{uri: s for uri, s in requested.items() if uri in current}, **finished}
+
+
+def build_input_sensors(config: TqcConfig, job_name: str) -> list[dg.SensorDefinition]:
+    return [_input_sensor(config, judge_version, job_name) for judge_version in config.judge_version_names]
+
+
+def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.SensorDefinition:
+    pattern = config.judge_versions[judge_version].input
+
+    @dg.sensor(
+        name=f"batch_outputs_{judge_version}",
+        job_name=job_name,
+        minimum_interval_seconds=TICK_SECONDS,
+        description=f"Requests both model partitions of {judge_version} when a finished .jsonl.out under {pattern} is new, rewritten or gone.",
+    )
+    def batch_outputs_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
+        cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "requested": {}}
+        store = store_for(pattern, s3)
+        try:
+            current = store.glob_states(pattern)
+            manifests = store.glob(join(parent(pattern), MANIFEST_NAME))
+        except StorageError as error:
+            return dg.SkipReason(str(error))
+        changed, requested = evaluate(_states(cursor["seen"]), _states(cursor["requested"]), current, {parent(m) for m in manifests})
+        new_cursor = json.dumps({"seen": _raw(current), "requested": _raw(requested)}, sort_keys=True)
+        if not changed:
+            return dg.SensorResult(skip_reason=f"no finished change under {pattern}", cursor=new_cursor)
+        context.log.info(f"{len(changed)} changed batch output file(s) for {judge_version}: {changed[:5]}")
+        change = [[uri, _raw({uri: current[uri]})[uri] if uri in current else None] for uri in changed]
+        digest = hashlib.sha256(json.dumps(change).encode()).hexdigest()[:16]
+        runs = [
+            dg.RunRequest(run_key=f"{judge_version}|{model}|{digest}", partition_key=partition_key(judge_version, model))
+            for model in config.model_names
+        ]
+        return dg.SensorResult(run_requests=runs, cursor=new_cursor)
+
+    return batch_outputs_sensor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
-from tqc_dagster.assets.ingest import build_ingest_assets
+from tqc_dagster.assets.ingest import RECORDS, build_ingest_assets
 from tqc_dagster.assets.samples import build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
 from tqc_dagster.partitions import judge_version_partitions, sample_partitions
@@ -14,22 +14,30 @@ from tqc_dagster.resources.storage import ParquetIOManager
 from tqc_dagster.sensors import build_input_sensors
 from tqc_dagster.stores import s3_resource
 
+INGEST_JOB = "ingest"
 SAMPLES_JOB = "samples"
 EXPORTS_JOB = "exports"
 
 
 def build_definitions(config: TqcConfig) -> dg.Definitions:
     partitions = sample_partitions(config)
+    judge_versions = judge_version_partitions(config)
     assets = [
-        *build_ingest_assets(config, partitions),
+        *build_ingest_assets(config, partitions, judge_versions),
         *build_sample_assets(config, partitions),
-        *build_export_assets(config, judge_version_partitions(config)),
+        *build_export_assets(config, judge_versions),
     ]
     s3 = s3_resource(config)
-    per_partition = dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTS)
+    per_partition = dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTS, RECORDS)
     return dg.Definitions(
         assets=assets,
         jobs=[
+            dg.define_asset_job(
+                INGEST_JOB,
+                selection=dg.AssetSelection.assets(RECORDS),
+                description="Read one judge version's batch outputs once, for all models.",
+                executor_def=dg.in_process_executor,
+            ),
             dg.define_asset_job(
                 SAMPLES_JOB,
                 selection=per_partition,
@@ -43,7 +51,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
                 executor_def=dg.in_process_executor,
             ),
         ],
-        sensors=build_input_sensors(config, SAMPLES_JOB),
+        sensors=build_input_sensors(config, INGEST_JOB),
         resources={
             "io_manager": ParquetIOManager(storage_root=config.storage_root, s3=s3),
             "s3": s3,

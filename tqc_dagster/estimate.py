@@ -63,7 +63,7 @@ def estimate(config: TqcConfig, partitions: list[tuple[str, str]]) -> pl.DataFra
         if not store.exists(path):
             raise ConfigError(
                 f"{PROCESSED} of {judge_version}|{model} is not materialized ({path}); run "
-                f"tqc run --partition '{judge_version}|{model}' --select raw_judgments,processed_samples,quarantined_judgments"
+                f"tqc run --partition '{judge_version}|{model}' --select judge_records,raw_judgments,processed_samples,quarantined_judgments"
             )
         rows.append({"partition": f"{judge_version}|{model}", **estimate_partition(store.read_parquet(path), config)})
     return pl.DataFrame(rows)

@@ -11,10 +11,10 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
-from tqc_dagster.assets.ingest import QUARANTINED, RAW
+from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
 from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.rubric import TARGET_MODELS
-from tqc_dagster.definitions import EXPORTS_JOB, SAMPLES_JOB, build_definitions
+from tqc_dagster.definitions import EXPORTS_JOB, INGEST_JOB, SAMPLES_JOB, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.stores import SUCCESS_MARKER, input_files, join, s3_resource, store_for
@@ -56,12 +56,12 @@ def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.Mult
 def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
     """One in-process run per partition, recorded in the instance at `home`.
 
-    First the per-partition assets for each judge_version x model, then the exports of each
-    judge version touched (they join both models).
+    First each judge version's records (read once for all models), then the per-partition
+    assets for each judge_version x model, then the exports of each judge version touched.
     """
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_definitions(config)
-    jobs = [defs.resolve_job_def(SAMPLES_JOB), defs.resolve_job_def(EXPORTS_JOB)]
+    jobs = [defs.resolve_job_def(name) for name in (INGEST_JOB, SAMPLES_JOB, EXPORTS_JOB)]
     job_assets = [{key.to_user_string() for key in job.asset_layer.executable_asset_keys} for job in jobs]
     all_names = sorted(set().union(*job_assets))
     names = [name.strip() for name in selection.split(",") if name.strip()] if selection else all_names
@@ -70,12 +70,12 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
     keys = selected_partitions(config, requested)
     judge_versions = sorted({split_key(key)[0] for key in keys})
-    if RAW in names:
+    if RECORDS in names:
         for judge_version in judge_versions:
             input_files(config, judge_version)
     runs = []
     with dg.DagsterInstance.get() as instance:
-        for job, assets, partitions in zip(jobs, job_assets, (keys, judge_versions)):
+        for job, assets, partitions in zip(jobs, job_assets, (judge_versions, keys, judge_versions)):
             chosen = [name for name in names if name in assets]
             for key in partitions if chosen else []:
                 click.echo(f"materializing {', '.join(chosen)} for {key} ...")
@@ -112,7 +112,7 @@ def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
     rows = [
         {"asset": asset, "partition": partition, "rows": frame.height}
         for asset in asset_names
-        if asset != EXPORTS
+        if asset not in (EXPORTS, RECORDS)
         for partition, frame in stored_partitions(config, asset).items()
     ]
     return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})

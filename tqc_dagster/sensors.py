@@ -1,10 +1,11 @@
-"""Sensors: one per judge version, requesting runs when its batch outputs change.
+"""Sensors: one per judge version, requesting an ingest run when its batch outputs change.
 
 A file counts once it is finished: its job folder holds `manifest.json.out` (Bedrock writes
 it when the job ends) or its size and version are the same on two ticks in a row. A finished
-file that is new, rewritten or gone since the last request makes the sensor request both
-model partitions of the judge version. The cursor (what was seen and what was requested)
-is stored by Dagster, so it survives restarts.
+file that is new, rewritten or gone since the last request makes the sensor request the
+judge version's `judge_records`; the assets downstream follow through their eager automation
+conditions. The cursor (what was seen and what was requested) is stored by Dagster, so it
+survives restarts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.manifests import MANIFEST_NAME
-from tqc_dagster.partitions import partition_key
 from tqc_dagster.stores import FileState, StorageError, join, parent, store_for
 
 TICK_SECONDS = 60
@@ -50,7 +50,7 @@ def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.Se
         name=f"batch_outputs_{judge_version}",
         job_name=job_name,
         minimum_interval_seconds=TICK_SECONDS,
-        description=f"Requests both model partitions of {judge_version} when a finished .jsonl.out under {pattern} is new, rewritten or gone.",
+        description=f"Requests judge_records of {judge_version} when a finished .jsonl.out under {pattern} is new, rewritten or gone.",
     )
     def batch_outputs_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
         cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "requested": {}}
@@ -67,10 +67,7 @@ def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.Se
         context.log.info(f"{len(changed)} changed batch output file(s) for {judge_version}: {changed[:5]}")
         change = [[uri, _raw({uri: current[uri]})[uri] if uri in current else None] for uri in changed]
         digest = hashlib.sha256(json.dumps(change).encode()).hexdigest()[:16]
-        runs = [
-            dg.RunRequest(run_key=f"{judge_version}|{model}|{digest}", partition_key=partition_key(judge_version, model))
-            for model in config.model_names
-        ]
-        return dg.SensorResult(run_requests=runs, cursor=new_cursor)
+        request = dg.RunRequest(run_key=f"{judge_version}|{digest}", partition_key=judge_version)
+        return dg.SensorResult(run_requests=[request], cursor=new_cursor)
 
     return batch_outputs_sensor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -15,7 +17,7 @@ A_SCORES = ["5", "5", "5", "5", "4", "5", "4.5"]  # scores are read as strings (
 
 
 def parse(files: list[str]) -> pl.DataFrame:
-    return bo.parse_records(bo.read_lines(files))
+    return bo.read_records(files, list(MODELS.values())).records
 
 
 def raw_for(files: list[str], model: str = "model_a", judge_version: str = "v1") -> pl.DataFrame:
@@ -35,52 +37,67 @@ def write_one(tmp_path, record: dict, name: str = "part-0.jsonl.out") -> list[st
     return [rec.write_records(tmp_path / name, [record])]
 
 
-# --- read_lines --------------------------------------------------------------------------------
+# --- read_lines / read_records ------------------------------------------------------------------
 
 
 def test_read_lines_numbers_lines_from_one_and_marks_blank_lines_null(tmp_path):
     path = rec.write_lines(tmp_path / "a.jsonl.out", ["first", "", "   \t ", "fourth"])
-    lines = bo.read_lines([path])
-    assert lines.columns == ["source_file", "line_number", "line"]
-    assert lines.rows() == [(path, 1, "first"), (path, 2, None), (path, 3, None), (path, 4, "fourth")]
+    lines = bo.read_lines(path)
+    assert lines.columns == ["line_number", "line"]
+    assert lines.rows() == [(1, "first"), (2, None), (3, None), (4, "fourth")]
 
 
-def test_read_lines_strips_crlf(tmp_path):
+def test_read_lines_keeps_crlf_numbering_and_blank_lines(tmp_path):
     path = rec.write_lines(tmp_path / "crlf.jsonl.out", ["one", "two", "", "three"], newline="\r\n")
-    lines = bo.read_lines([path])
-    assert lines.get_column("line").to_list() == ["one", "two", None, "three"]
+    lines = bo.read_lines(path)
+    assert [line if line is None else line.rstrip("\r") for line in lines.get_column("line").to_list()] == ["one", "two", None, "three"]
     assert lines.get_column("line_number").to_list() == [1, 2, 3, 4]
+
+
+def test_crlf_records_parse_like_lf_records(tmp_path):
+    lines = [rec.line(rec.judge_record("meta_All_Beauty_0_1")), rec.line(rec.judge_record("meta_All_Beauty_0_2"))]
+    lf = rec.write_lines(tmp_path / "lf" / "a.jsonl.out", lines)
+    crlf = rec.write_lines(tmp_path / "crlf" / "a.jsonl.out", lines, newline="\r\n")
+    assert parse([crlf]).drop("source_file").equals(parse([lf]).drop("source_file"))
 
 
 def test_read_lines_last_line_without_newline_is_read(tmp_path):
     path = rec.write_lines(tmp_path / "a.jsonl.out", ["one", "two"], trailing=False)
-    assert bo.read_lines([path]).get_column("line").to_list() == ["one", "two"]
+    assert bo.read_lines(path).get_column("line").to_list() == ["one", "two"]
 
 
 def test_read_lines_invalid_utf8_becomes_replacement_char_and_keeps_other_lines(tmp_path):
     path = tmp_path / "bad.jsonl.out"
     path.write_bytes(b"good\nba\xffd\n\xc3\r\nlast\n")
-    lines = bo.read_lines([str(path)])
-    assert lines.get_column("line").to_list() == ["good", "ba\ufffdd", "\ufffd", "last"]
+    lines = bo.read_lines(str(path))
+    assert [line.rstrip("\r") for line in lines.get_column("line").to_list()] == ["good", "ba\ufffdd", "\ufffd", "last"]
     assert lines.get_column("line_number").to_list() == [1, 2, 3, 4]
 
 
-def test_read_lines_several_files_keep_their_own_numbering(tmp_path):
-    first = rec.write_lines(tmp_path / "job1" / "a.jsonl.out", ["x", "y"])
+def test_read_records_several_files_keep_their_own_numbering_and_count_blank_lines(tmp_path):
+    first = rec.write_lines(tmp_path / "job1" / "a.jsonl.out", ["x", "", "y"])
     second = rec.write_lines(tmp_path / "job2" / "a.jsonl.out", ["z"])
-    assert bo.read_lines([first, second]).rows() == [(first, 1, "x"), (first, 2, "y"), (second, 1, "z")]
+    read = bo.read_records([first, second], [1, 2])
+    assert read.records.select("source_file", "line_number").rows() == [(first, 1), (first, 3), (second, 1)]
+    assert read.blank_lines == 1
 
 
-def test_read_lines_of_no_files_is_an_empty_typed_frame():
-    lines = bo.read_lines([])
-    assert lines.height == 0
-    assert lines.schema == pl.Schema({"source_file": pl.String, "line_number": pl.Int64, "line": pl.String})
+def test_read_records_names_rows_by_the_given_uri(tmp_path):
+    path = rec.write_records(tmp_path / "a.jsonl.out", [rec.judge_record()])
+    read = bo.read_records(["s3://bucket/job/a.jsonl.out"], [1, 2], local_copy=lambda uri: nullcontext(path))
+    assert read.records.get_column("source_file").to_list() == ["s3://bucket/job/a.jsonl.out"]
+
+
+def test_read_records_of_no_files_is_an_empty_typed_frame():
+    read = bo.read_records([], [1, 2])
+    assert read.records.height == 0 and read.blank_lines == 0
+    assert read.records.schema == pl.Schema(bo.RECORD_SCHEMA)
 
 
 def test_read_lines_empty_file_has_no_rows(tmp_path):
     path = tmp_path / "empty.jsonl.out"
     path.write_bytes(b"")
-    assert bo.read_lines([str(path)]).filter(pl.col("line").is_not_null()).height == 0
+    assert bo.read_lines(str(path)).filter(pl.col("line").is_not_null()).height == 0
 
 
 # --- valid variants of section 2 -------------------------------------------------------------
@@ -98,7 +115,7 @@ def test_anthropic_body_parses_every_field(tmp_path):
     assert record["error"] is None
     assert (record["input_tokens"], record["output_tokens"]) == (812, 233)
     assert record["parse_error"] is None
-    assert record["excerpt"] and record["excerpt"] == record["judge_text"][: bo.EXCERPT_CHARS]
+    assert record["excerpt"] == rec.judge_text()[: bo.EXCERPT_CHARS]
 
     a = only_row(raw_for(files, "model_a"))
     assert a["judge_version"] == "v1" and a["model"] == "model_a"
@@ -138,14 +155,14 @@ def test_thinking_blocks_before_the_text_block_are_ignored(tmp_path, thinking, r
     files = write_one(tmp_path, rec.judge_record(thinking=thinking, redacted_thinking=redacted))
     record = only_row(parse(files))
     assert record["parse_error"] is None
-    assert record["judge_text"] == rec.judge_text()
+    assert record["excerpt"] == rec.judge_text()[: bo.EXCERPT_CHARS]  # the excerpt is the start of the text block
     a = only_row(raw_for(files, "model_a"))
     assert a["thought"] == rec.THOUGHT_A and as_floats(a["scores"]) == rec.SCORES_A
 
 
 def test_converse_reasoning_block_before_the_text_block_is_ignored(tmp_path):
     files = write_one(tmp_path, rec.judge_record(shape="converse", thinking=True))
-    assert only_row(parse(files))["judge_text"] == rec.judge_text()
+    assert only_row(parse(files))["excerpt"] == rec.judge_text()[: bo.EXCERPT_CHARS]
     assert only_row(raw_for(files, "model_b"))["thought"] == rec.THOUGHT_B
 
 
@@ -201,7 +218,7 @@ def test_entries_in_reverse_order_go_to_the_right_model(tmp_path):
 @pytest.mark.parametrize("fence", [False, True])
 def test_pretty_printed_array_is_read(tmp_path, fence):
     files = write_one(tmp_path, rec.judge_record(indent=2, fence=fence, prose="[end]" if fence else None))
-    assert "\n  {" in only_row(parse(files))["judge_text"]
+    assert "\n  {" in only_row(parse(files))["excerpt"]
     a = only_row(raw_for(files, "model_a"))
     assert a["thought"] == rec.THOUGHT_A and as_floats(a["scores"]) == rec.SCORES_A
 

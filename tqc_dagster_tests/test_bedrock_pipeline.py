@@ -11,7 +11,7 @@ from tqc_dagster.resources.storage import asset_path
 from tqc_dagster_tests.conftest import write_config
 from tqc_dagster_tests.fake_bedrock import FakeBedrock, Faults
 
-SELECTION = "raw_judgments,processed_samples,quarantined_judgments,synthetic_samples"
+SELECTION = "judge_records,raw_judgments,processed_samples,quarantined_judgments,synthetic_samples"
 
 
 def test_run_synthesizes_through_bedrock_and_reports_usage(demo_dir, tmp_path, isolated_env, monkeypatch):
@@ -46,7 +46,7 @@ def test_estimate_prints_requests_hours_and_cost(demo_dir, tmp_path, isolated_en
     config_path = str(write_config(tmp_path / "project", demo_dir))
     runner = CliRunner()
     assert runner.invoke(main, ["estimate", "--config", config_path]).exit_code == 1  # nothing ingested yet
-    result = runner.invoke(main, ["run", "--config", config_path, "--partition", "v2|model_b", "--select", "raw_judgments,processed_samples,quarantined_judgments"])
+    result = runner.invoke(main, ["run", "--config", config_path, "--partition", "v2|model_b", "--select", "judge_records,raw_judgments,processed_samples,quarantined_judgments"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["estimate", "--config", config_path, "--partition", "v2|model_b"])
     assert result.exit_code == 0, result.output

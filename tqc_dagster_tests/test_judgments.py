@@ -21,7 +21,7 @@ FAULTY_ID = "meta_All_Beauty_3_17"
 
 
 def raw_for(files: list[str], model: str, judge_version: str = "v1") -> pl.DataFrame:
-    records = bo.parse_records(bo.read_lines(files))
+    records = bo.read_records(files, [1, 2]).records
     return bo.judgments_for_model(records, judge_version, model, MODELS[model])
 
 
@@ -569,7 +569,7 @@ def _check_pipeline(contents: dict[str, bytes]) -> None:
     files = list(contents)
     expected = _non_blank_lines(contents)
     try:
-        records = bo.parse_records(bo.read_lines(files))
+        records = bo.read_records(files, [1, 2]).records
         results = {}
         for model, translation_id in MODELS.items():
             raw = bo.judgments_for_model(records, "v1", model, translation_id)
@@ -611,7 +611,7 @@ def test_random_damage_including_object_shaped_garbage_never_raises(tmp_path_fac
 @given(picks=PICKS, seed_ops=st.lists(mutation, max_size=3))
 def test_samples_from_damaged_input_still_validate(tmp_path_factory, picks, seed_ops):
     contents = _build_files(tmp_path_factory.mktemp("validate"), picks, seed_ops, [], 10_000)
-    records = bo.parse_records(bo.read_lines(list(contents)))
+    records = bo.read_records(list(contents), [1, 2]).records
     raw = bo.judgments_for_model(records, "v1", "model_a", 1)
     samples, quarantined, _ = jd.process(raw, jd.Thresholds())
     Samples.validate(samples)

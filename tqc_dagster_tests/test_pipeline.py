@@ -108,7 +108,7 @@ def test_runs_and_check_results_are_recorded_in_the_instance(project):
     assert settings["telemetry"]["enabled"] is False and settings["concurrency"]["pools"]["default_limit"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
-        assert len(runs) == len(PARTITIONS) + 2  # and one exports run per judge version
+        assert len(runs) == len(PARTITIONS) + 4  # and one ingest and one exports run per judge version
         assert all(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in runs)
         for asset in ASSETS + SAMPLE_ASSETS:
             materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
@@ -133,7 +133,7 @@ def test_rerun_gives_byte_identical_outputs_and_exports(project):
 
 def test_a_failed_blocking_check_fails_the_command(demo_dir, tmp_path, isolated_env):
     config_path = write_config(tmp_path / "strict", demo_dir, checks={"max_quarantine_rate": 0.0})
-    result = tqc("run", "--config", str(config_path), "--partition", "v1|model_a", "--select", "raw_judgments,processed_samples,quarantined_judgments")
+    result = tqc("run", "--config", str(config_path), "--partition", "v1|model_a", "--select", "judge_records,raw_judgments,processed_samples,quarantined_judgments")
     assert result.exit_code == 1
     assert "quarantined_judgments:quarantine_rate" in result.output
 
@@ -150,11 +150,12 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     monkeypatch.delenv("TQC_CONFIG", raising=False)
     from tqc_dagster.definitions import defs
 
-    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["exports"])
+    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["judge_records", "exports"])
     checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {
+        "judge_records:schema",
+        "judge_records:manifest_totals",
         "raw_judgments:schema",
-        "raw_judgments:manifest_totals",
         "processed_samples:schema",
         "processed_samples:accounting",
         "quarantined_judgments:schema",
@@ -173,3 +174,4 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     }
     assert sorted(defs.resolve_job_def("samples").partitions_def.get_partition_keys()) == PARTITIONS
     assert defs.resolve_job_def("exports").partitions_def.get_partition_keys() == ["v1", "v2"]
+    assert defs.resolve_job_def("ingest").partitions_def.get_partition_keys() == ["v1", "v2"]

@@ -1,4 +1,4 @@
-"""Ingest: batch outputs -> raw_judgments -> processed_samples + quarantined_judgments."""
+"""Ingest: batch outputs -> judge_records (per judge version) -> raw_judgments -> processed_samples + quarantined_judgments."""
 
 
 import dagster as dg
@@ -8,26 +8,18 @@ from dagster_aws.s3 import S3Resource
 from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, markdown, sample_metadata
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.batch_outputs import judgments_for_model, parse_records, read_lines
+from tqc_dagster.core.batch_outputs import judgments_for_model, read_records
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
 from tqc_dagster.core.manifests import MANIFEST_NAME, manifest_comparison, total_records
-from tqc_dagster.partitions import split_key
+from tqc_dagster.partitions import both_models_of_a_judge_version, split_key
 from tqc_dagster.stores import input_files, join, parent, store_for
-from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
+from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
 
 GROUP = "ingest"
+RECORDS = "judge_records"
 RAW = "raw_judgments"
 PROCESSED = "processed_samples"
 QUARANTINED = "quarantined_judgments"
-
-
-def read_input_lines(store, files: list[str]) -> pl.DataFrame:
-    """Every line of the batch output files; S3 objects are streamed to a temporary file one at a time."""
-    frames = []
-    for uri in files:
-        with store.local_copy(uri) as path:
-            frames.append(read_lines([path]).with_columns(pl.lit(uri).alias("source_file")))
-    return pl.concat(frames)
 
 
 def read_manifests(store, files: list[str]) -> dict[str, int | None]:
@@ -39,55 +31,78 @@ def read_manifests(store, files: list[str]) -> dict[str, int | None]:
     return totals
 
 
-def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, judge_versions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
     max_rate = config.checks.max_quarantine_rate
+    translation_ids = sorted(model.translation_id for model in config.models.values())
 
     @dg.asset(
-        name=RAW,
+        name=RECORDS,
         group_name=GROUP,
-        partitions_def=partitions,
-        description="What the judge's batch output files say about this model's translations, one row per "
-        "non-blank line, as found and not yet validated.",
+        partitions_def=judge_versions,
+        description="Every non-blank line of a judge version's batch output files, read once for all models: "
+        "record id, source, each model's translation, the decoded judge array, stop reason, errors, tokens.",
         check_specs=[
-            schema_spec(RAW, RawJudgments, partitions),
+            schema_spec(RECORDS, JudgeRecords, judge_versions),
             check_spec(
                 "manifest_totals",
-                RAW,
+                RECORDS,
                 "Lines read per job folder equal the job manifest's totalRecordCount "
                 "(a warning: a short folder means a lost or partly copied output file).",
-                partitions,
+                judge_versions,
                 blocking=False,
             ),
         ],
-        metadata=column_schema(RawJudgments),
+        metadata=column_schema(JudgeRecords),
     )
-    def raw_judgments(context: dg.AssetExecutionContext, s3: S3Resource):
-        judge_version, model = split_key(context.partition_key)
+    def judge_records(context: dg.AssetExecutionContext, s3: S3Resource):
+        judge_version = context.partition_key
         files = input_files(config, judge_version, s3)
         store = store_for(files[0], s3)
-        lines = read_input_lines(store, files)
-        records = parse_records(lines)
-        raw = judgments_for_model(records, judge_version, model, config.models[model].translation_id)
-        manifests = manifest_comparison(lines, read_manifests(store, files))
+        read = read_records(files, translation_ids, store.local_copy)
+        records = read.records
+        manifests = manifest_comparison(records, read_manifests(store, files))
         yield dg.Output(
-            raw,
+            records,
             metadata={
                 "files": len(files),
-                "lines_read": raw.height,
-                "blank_lines": lines.height - raw.height,
-                "parse_errors": dg.MetadataValue.json(counts_dict(raw.filter(pl.col("parse_error").is_not_null()), "parse_error")),
-                "preview": markdown(raw.drop("scores", "excerpt")),
+                "lines_read": records.height,
+                "blank_lines": read.blank_lines,
+                "parse_errors": dg.MetadataValue.json(counts_dict(records.filter(pl.col("parse_error").is_not_null()), "parse_error")),
+                "preview": markdown(records.drop("judge_entries", "translations", "excerpt")),
             },
         )
-        yield schema_check(RawJudgments, raw, RAW)
+        yield schema_check(JudgeRecords, records, RECORDS)
         yield dg.AssetCheckResult(
-            asset_key=RAW,
+            asset_key=RECORDS,
             check_name="manifest_totals",
             passed=bool(manifests.get_column("matches").all()),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"folders": markdown(manifests, 50)},
         )
+
+    @dg.asset(
+        name=RAW,
+        group_name=GROUP,
+        partitions_def=partitions,
+        ins={RECORDS: dg.AssetIn(partition_mapping=both_models_of_a_judge_version())},
+        description="What the judge's batch output files say about this model's translations, one row per "
+        "non-blank line, as found and not yet validated.",
+        check_specs=[schema_spec(RAW, RawJudgments, partitions)],
+        metadata=column_schema(RawJudgments),
+    )
+    def raw_judgments(context: dg.AssetExecutionContext, judge_records: pl.DataFrame):
+        judge_version, model = split_key(context.partition_key)
+        raw = judgments_for_model(judge_records, judge_version, model, config.models[model].translation_id)
+        yield dg.Output(
+            raw,
+            metadata={
+                "rows": raw.height,
+                "parse_errors": dg.MetadataValue.json(counts_dict(raw.filter(pl.col("parse_error").is_not_null()), "parse_error")),
+                "preview": markdown(raw.drop("scores", "excerpt")),
+            },
+        )
+        yield schema_check(RawJudgments, raw, RAW)
 
     @dg.multi_asset(
         outs={
@@ -166,4 +181,4 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             },
         )
 
-    return [raw_judgments, judged_samples]
+    return [judge_records, raw_judgments, judged_samples]

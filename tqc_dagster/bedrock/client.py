@@ -40,6 +40,14 @@ class BedrockError(RuntimeError):
     """A request that cannot succeed (validation, access) or ran out of attempts."""
 
 
+class BedrockRejected(BedrockError):
+    """Bedrock refused the request itself (validation, access): retrying cannot help, so the run stops."""
+
+
+class BedrockUnavailable(BedrockError):
+    """Still throttled or unavailable after every attempt: this request fails, the others go on."""
+
+
 @dataclass
 class Usage:
     """What a run asked of Bedrock; safe to report (no request text, no credentials)."""
@@ -166,7 +174,7 @@ class ConverseClient:
                 if code.lower() in RETRYABLE_ERRORS or status >= 500:
                     self.usage.add(server_errors=1)
                     continue
-                raise BedrockError(f"Bedrock rejected the request ({code}, HTTP {status}): {error.response.get('Error', {}).get('Message', '')}") from None
+                raise BedrockRejected(f"Bedrock rejected the request ({code}, HTTP {status}): {error.response.get('Error', {}).get('Message', '')}") from None
             except NEVER_ARRIVED:
                 self.limiter.give_back(reservation)
                 self.usage.add(timeouts=1)
@@ -181,19 +189,23 @@ class ConverseClient:
             answer = {name: value for name, value in response.items() if name != "ResponseMetadata"}
             self.cache.put(key, answer)
             return answer
-        raise BedrockError(f"Bedrock request still failing after {self.max_attempts} attempts (throttled or unavailable)")
+        raise BedrockUnavailable(f"Bedrock request still failing after {self.max_attempts} attempts (throttled or unavailable)")
 
-    def converse_many(self, requests: Sequence[dict]) -> list[dict | BedrockError]:
-        """All requests on at most `max_workers` threads; results in request order, failures as BedrockError."""
+    def converse_many(self, requests: Sequence[dict]) -> list[dict | BedrockUnavailable]:
+        """All requests on at most `max_workers` threads; results in request order.
+
+        A request that stayed unavailable comes back as its BedrockUnavailable; a rejected one
+        (validation, access) raises BedrockRejected, since every other request would fail alike.
+        """
         done = 0
         last_report = time.monotonic()
         lock = threading.Lock()
 
-        def call(request: dict) -> dict | BedrockError:
+        def call(request: dict) -> dict | BedrockUnavailable:
             nonlocal done, last_report
             try:
                 return self.converse(request)
-            except BedrockError as error:
+            except BedrockUnavailable as error:
                 return error
             finally:
                 with lock:

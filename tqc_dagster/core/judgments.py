@@ -49,13 +49,17 @@ class Thresholds:
     complex: float = 4.0
 
 
-def _numeric_scores() -> pl.Expr:
-    return pl.col("scores").list.eval(pl.element().str.strip_chars().cast(pl.Float64, strict=False))
+NUMERIC_SCORES = "_numeric_scores"
+
+
+def numeric_scores() -> pl.Expr:
+    """The scores as floats (null where a score is not a number), computed once per row."""
+    return pl.col("scores").list.eval(pl.element().str.strip_chars().cast(pl.Float64, strict=False)).alias(NUMERIC_SCORES)
 
 
 def quarantine_reason() -> pl.Expr:
-    """The first rule a raw row breaks, or null for a valid sample."""
-    scores = _numeric_scores()
+    """The first rule a raw row breaks, or null for a valid sample (needs the `numeric_scores()` column)."""
+    scores = pl.col(NUMERIC_SCORES)
     translation = pl.col("translation").str.strip_chars()
     rules: list[tuple[str, pl.Expr]] = [
         ("unreadable_line", pl.col("parse_error") == bo.UNREADABLE_LINE),
@@ -67,8 +71,8 @@ def quarantine_reason() -> pl.Expr:
         ("missing_judge_entry", pl.col("parse_error") == bo.NO_ENTRY_FOR_ID),
         ("empty_thought", pl.col("thought").is_null() | (pl.col("thought").str.strip_chars() == "")),
         ("wrong_score_count", pl.col("scores").list.len().fill_null(0) != N_SCORES),
-        ("score_not_numeric", scores.list.eval(pl.element().is_null() | pl.element().is_nan()).list.any()),
-        ("score_out_of_range", scores.list.eval(~pl.element().is_between(MIN_SCORE, MAX_SCORE)).list.any()),
+        ("score_not_numeric", (scores.list.drop_nulls().list.len() != N_SCORES) | scores.list.eval(pl.element().is_nan()).list.any()),
+        ("score_out_of_range", (scores.list.min() < MIN_SCORE) | (scores.list.max() > MAX_SCORE)),
         ("missing_source", pl.col("source").is_null() | (pl.col("source") == "")),
         ("missing_translation", translation.is_null() | translation.is_in(["", "None"])),
     ]
@@ -85,8 +89,11 @@ def classify(raw: pl.DataFrame) -> pl.DataFrame:
     copy is valid the newest one is quarantined; every other copy is a duplicate.
     Unreadable lines have no record id and are each quarantined on their own.
     """
-    ranked = raw.with_columns(quarantine_reason().alias("reason")).sort(
-        [pl.col("reason").is_null(), "source_file", "line_number"], descending=True, maintain_order=True
+    ranked = (
+        raw.with_columns(numeric_scores())
+        .with_columns(quarantine_reason().alias("reason"))
+        # Files sort by name; ranking the few distinct names first keeps the sort on integers.
+        .sort([pl.col("reason").is_null(), pl.col("source_file").rank("dense"), "line_number"], descending=True, maintain_order=True)
     )
     kept = pl.col("record_id").is_null() | pl.col("record_id").is_first_distinct()
     return ranked.with_columns(
@@ -105,19 +112,20 @@ def with_derived_columns(frame: pl.DataFrame, thresholds: Thresholds) -> pl.Data
     criterion = pl.when(min_score < MAX_SCORE).then(pl.col("scores").list.arg_min().cast(pl.Int64))
     target_model = pl.when(criterion.is_in(SIMPLE_CRITERIA)).then(pl.lit(SIMPLE)).otherwise(pl.lit(COMPLEX))
     threshold = pl.when(target_model == SIMPLE).then(thresholds.simple).otherwise(thresholds.complex)
-    return frame.with_columns(
+    # Lazy, so the repeated min/arg_min are computed once (common subexpressions).
+    return frame.lazy().with_columns(
         min_score.alias("min_score"),
         criterion.alias("criterion"),
         min_score.floor().cast(pl.Int64).alias("score_bucket"),
         target_model.alias("target_model"),
         pl.when(min_score < threshold).then(pl.lit("negative")).otherwise(pl.lit("positive")).alias("label"),
-    )
+    ).collect()
 
 
 def to_samples(classified: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
     """The valid rows as samples with every column of the data contract, section 5."""
     valid = classified.filter(pl.col("status") == VALID).with_columns(
-        _numeric_scores().alias("scores"),
+        pl.col(NUMERIC_SCORES).alias("scores"),
         pl.col("translation").str.strip_chars(),
         stable_id_expr(pl.concat_str("judge_version", "model", "record_id", separator="|")).alias("sample_id"),
         pl.col("record_id").str.extract(CATEGORY_PATTERN, 1).fill_null(UNKNOWN_CATEGORY).alias("product_category"),

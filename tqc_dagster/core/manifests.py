@@ -17,11 +17,11 @@ def total_records(manifest_text: str | None) -> int | None:
         return None
 
 
-def manifest_comparison(lines: pl.DataFrame, manifest_totals: dict[str, int | None]) -> pl.DataFrame:
-    """Per job folder: non-blank lines read against the manifest's totalRecordCount (null when absent)."""
+def manifest_comparison(records: pl.DataFrame, manifest_totals: dict[str, int | None]) -> pl.DataFrame:
+    """Per job folder: non-blank lines read (one record row each) against the manifest's totalRecordCount."""
     read = (
-        lines.group_by(pl.col("source_file").str.replace(r"/[^/]*$", "").alias("folder"))
-        .agg(pl.col("line").is_not_null().sum().cast(pl.Int64).alias("lines_read"))
+        records.group_by(pl.col("source_file").str.replace(r"/[^/]*$", "").alias("folder"))
+        .agg(pl.len().cast(pl.Int64).alias("lines_read"))
         .sort("folder")
     )
     manifest = pl.DataFrame(

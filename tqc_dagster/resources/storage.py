@@ -13,7 +13,10 @@ from tqc_dagster.partitions import split_key
 from tqc_dagster.stores import join, store_for
 
 
-def asset_path(storage_root: str, asset_name: str, judge_version: str, model: str) -> str:
+def asset_path(storage_root: str, asset_name: str, judge_version: str, model: str | None = None) -> str:
+    """`<root>/<asset>/<judge_version>/<model>.parquet`, or `<root>/<asset>/<judge_version>.parquet` per judge version."""
+    if model is None:
+        return join(storage_root, asset_name, f"{judge_version}.parquet")
     return join(storage_root, asset_name, judge_version, f"{model}.parquet")
 
 
@@ -32,7 +35,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return store_for(self.storage_root, self.s3)
 
     def _path(self, context: dg.OutputContext | dg.InputContext, key: str) -> str:
-        judge_version, model = split_key(key)
+        judge_version, model = split_key(key) if "|" in str(key) else (str(key), None)
         return asset_path(self.storage_root, context.asset_key.path[-1], judge_version, model)
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:

@@ -17,6 +17,7 @@ from tqc_dagster.stores import s3_resource
 INGEST_JOB = "ingest"
 SAMPLES_JOB = "samples"
 EXPORTS_JOB = "exports"
+AUTOMATION_SENSOR = "follow_upstream"
 
 
 def build_definitions(config: TqcConfig) -> dg.Definitions:
@@ -51,7 +52,15 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
                 executor_def=dg.in_process_executor,
             ),
         ],
-        sensors=build_input_sensors(config, INGEST_JOB),
+        sensors=[
+            *build_input_sensors(config, INGEST_JOB),
+            dg.AutomationConditionSensorDefinition(
+                AUTOMATION_SENSOR,
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                description="Materializes whatever follows an updated input (see FOLLOW_UPSTREAM in partitions.py).",
+            ),
+        ],
         resources={
             "io_manager": ParquetIOManager(storage_root=config.storage_root, s3=s3),
             "s3": s3,

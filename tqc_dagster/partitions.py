@@ -39,3 +39,8 @@ def both_models_of_a_judge_version() -> dg.PartitionMapping:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=JUDGE_VERSION)
+
+
+# Every asset downstream of judge_records follows its inputs: once they are updated (and none is
+# missing or in progress) the automation sensor materializes it. `tqc run` does the same explicitly.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager()

@@ -15,7 +15,7 @@ from tqc_dagster.core import export
 from tqc_dagster.core.dataset_card import dataset_card
 from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.core.split import shared_sources
-from tqc_dagster.partitions import both_models_of_a_judge_version
+from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version
 from tqc_dagster.stores import join, store_for
 
 EXPORTS = "exports"
@@ -80,6 +80,7 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=EXPORTS,
         group_name="exports",
+        automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={name: dg.AssetIn(partition_mapping=both_models) for name in (BALANCED, TESTSET, TRAINSET)},
         description="Fine-tuning files per target model (simple, complex) of one judge version, both translation "

@@ -11,7 +11,7 @@ from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.batch_outputs import judgments_for_model, read_records
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
 from tqc_dagster.core.manifests import MANIFEST_NAME, manifest_comparison, total_records
-from tqc_dagster.partitions import both_models_of_a_judge_version, split_key
+from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version, split_key
 from tqc_dagster.stores import input_files, join, parent, store_for
 from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
 
@@ -84,6 +84,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
     @dg.asset(
         name=RAW,
         group_name=GROUP,
+        automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={RECORDS: dg.AssetIn(partition_mapping=both_models_of_a_judge_version())},
         description="What the judge's batch output files say about this model's translations, one row per "
@@ -108,12 +109,14 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         outs={
             PROCESSED: dg.AssetOut(
                 group_name=GROUP,
+                automation_condition=FOLLOW_UPSTREAM,
                 description="One valid sample per (judge_version, record, model) with every column of the data "
                 "contract: scores, lowest criterion, score bucket, target model and label.",
                 metadata=column_schema(Samples),
             ),
             QUARANTINED: dg.AssetOut(
                 group_name=GROUP,
+                automation_condition=FOLLOW_UPSTREAM,
                 description="One row per rejected (record, model) with a reason code, the source file and line.",
                 metadata=column_schema(QuarantinedJudgments),
             ),

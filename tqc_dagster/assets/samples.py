@@ -7,6 +7,7 @@ import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
+from tqc_dagster.partitions import FOLLOW_UPSTREAM
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance, balance_violations
@@ -48,6 +49,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=SYNTHETIC_SAMPLES,
         group_name="synthesis",
+        automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={PROCESSED: dg.AssetIn()},
         description=f"Synthetic samples that top up every simple-model group (product_category, criterion, "
@@ -97,12 +99,14 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         outs={
             TRAINSET: dg.AssetOut(
                 group_name="splits",
+                automation_condition=FOLLOW_UPSTREAM,
                 description="Judged samples whose normalized source hashes to train, plus synthetic samples "
                 "(never a synthetic sample whose source is a test source).",
                 metadata=column_schema(Samples),
             ),
             TESTSET: dg.AssetOut(
                 group_name="splits",
+                automation_condition=FOLLOW_UPSTREAM,
                 description=f"Judged samples whose normalized source hashes to test (test_ratio {split.test_ratio}); no synthetic rows.",
                 metadata=column_schema(Samples),
             ),
@@ -159,6 +163,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=BALANCED,
         group_name="splits",
+        automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={TRAINSET: dg.AssetIn()},
         description="The training set balanced per group (each simple criterion; the complex model as one): the "

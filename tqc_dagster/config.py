@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "tqc.yaml"
@@ -127,6 +127,19 @@ class Export(_Strict):
     )
 
 
+class Agreement(_Strict):
+    judges: tuple[str, str] = Field(("v1", "v2"), description="the two judge versions compared by judge_agreement")
+    min_kappa: float = Field(0.4, ge=-1.0, le=1.0, description="judge_agreement warns for a criterion below this weighted kappa")
+
+
+class Consensus(_Strict):
+    policy: Literal["none", "label", "bucket"] = Field(
+        "none",
+        description="label: keep a judged training sample only when every other judge version gives it the same label "
+        "for its target model; bucket: only when their score buckets on its criterion differ by at most one",
+    )
+
+
 class TqcConfig(_Strict):
     storage_root: str = Field(description="a local folder or s3://bucket/prefix")
     judge_versions: dict[str, JudgeVersion]
@@ -138,6 +151,8 @@ class TqcConfig(_Strict):
     bedrock: Bedrock = Bedrock()
     split: Split = Split()
     balance: Balance = Balance()
+    agreement: Agreement = Agreement()
+    consensus: Consensus = Consensus()
     export: Export = Export()
     config_path: str = Field("", exclude=True, description="the file this config was read from")
 
@@ -147,6 +162,12 @@ class TqcConfig(_Strict):
         if not value:
             raise ValueError("needs at least one entry")
         return value
+
+    @model_validator(mode="after")
+    def _agreement_judges_exist(self) -> "TqcConfig":
+        if len(self.judge_versions) >= 2 and not set(self.agreement.judges) <= set(self.judge_versions):
+            raise ValueError(f"agreement.judges {list(self.agreement.judges)} must be keys of judge_versions {list(self.judge_versions)}")
+        return self
 
     @field_validator("models")
     @classmethod

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from tqc_dagster.assets.agreement import AGREEMENT, build_agreement_assets
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
-from tqc_dagster.assets.ingest import RECORDS, build_ingest_assets
-from tqc_dagster.assets.samples import build_sample_assets
+from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS, build_ingest_assets
+from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
-from tqc_dagster.partitions import judge_version_partitions, sample_partitions
+from tqc_dagster.partitions import judge_version_partitions, model_partitions, sample_partitions
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.resources.storage import ParquetIOManager
 from tqc_dagster.sensors import build_input_sensors
@@ -17,19 +18,22 @@ from tqc_dagster.stores import s3_resource
 INGEST_JOB = "ingest"
 SAMPLES_JOB = "samples"
 EXPORTS_JOB = "exports"
+AGREEMENT_JOB = "agreement"
 AUTOMATION_SENSOR = "follow_upstream"
 
 
 def build_definitions(config: TqcConfig) -> dg.Definitions:
     partitions = sample_partitions(config)
     judge_versions = judge_version_partitions(config)
+    agreement = build_agreement_assets(config, model_partitions(config))
     assets = [
         *build_ingest_assets(config, partitions, judge_versions),
         *build_sample_assets(config, partitions),
         *build_export_assets(config, judge_versions),
+        *agreement,
     ]
     s3 = s3_resource(config)
-    per_partition = dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTS, RECORDS)
+    per_partition = dg.AssetSelection.assets(RAW, PROCESSED, QUARANTINED, SYNTHETIC_SAMPLES, TRAINSET, TESTSET, BALANCED)
     return dg.Definitions(
         assets=assets,
         jobs=[
@@ -44,6 +48,18 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
                 selection=per_partition,
                 description="Every asset of one judge_version x model partition, from batch outputs to the balanced trainset.",
                 executor_def=dg.in_process_executor,
+            ),
+            *(
+                [
+                    dg.define_asset_job(
+                        AGREEMENT_JOB,
+                        selection=dg.AssetSelection.assets(AGREEMENT),
+                        description="Agreement of the two judge versions, per translation model.",
+                        executor_def=dg.in_process_executor,
+                    )
+                ]
+                if agreement
+                else []
             ),
             dg.define_asset_job(
                 EXPORTS_JOB,

@@ -17,7 +17,7 @@ def judge_version_partitions(config: TqcConfig) -> dg.StaticPartitionsDefinition
 def sample_partitions(config: TqcConfig) -> dg.MultiPartitionsDefinition:
     """Keys look like `v1|model_a` (dimensions are ordered by name)."""
     return dg.MultiPartitionsDefinition(
-        {JUDGE_VERSION: judge_version_partitions(config), MODEL: dg.StaticPartitionsDefinition(config.model_names)}
+        {JUDGE_VERSION: judge_version_partitions(config), MODEL: model_partitions(config)}
     )
 
 
@@ -32,6 +32,27 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
         return dims[JUDGE_VERSION], dims[MODEL]
     judge_version, model = key.split("|")
     return judge_version, model
+
+
+def model_partitions(config: TqcConfig) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(config.model_names)
+
+
+def every_judge_version_of_a_model() -> dg.PartitionMapping:
+    """Maps a model partition onto that model's partition of every judge version (a Dagster beta class)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=MODEL)
+
+
+def same_model_every_judge_version() -> dg.PartitionMapping:
+    """From a judge_version x model partition to the same model's partitions of every judge version."""
+    return dg.MultiPartitionMapping(
+        {
+            JUDGE_VERSION: dg.DimensionPartitionMapping(JUDGE_VERSION, dg.AllPartitionMapping()),
+            MODEL: dg.DimensionPartitionMapping(MODEL, dg.IdentityPartitionMapping()),
+        }
+    )
 
 
 def both_models_of_a_judge_version() -> dg.PartitionMapping:

@@ -11,10 +11,12 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
-from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
+from tqc_dagster.assets.agreement import AGREEMENT
+from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS
+from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET
 from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.rubric import TARGET_MODELS
-from tqc_dagster.definitions import EXPORTS_JOB, INGEST_JOB, SAMPLES_JOB, build_definitions
+from tqc_dagster.definitions import AGREEMENT_JOB, EXPORTS_JOB, INGEST_JOB, SAMPLES_JOB, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.stores import SUCCESS_MARKER, input_files, join, s3_resource, store_for
@@ -53,33 +55,42 @@ def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.Mult
     return [known[key] for key in requested]
 
 
-def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
-    """One in-process run per partition, recorded in the instance at `home`.
+# The order of a full run: each phase's inputs are finished before it starts. A phase runs its
+# job once per partition of its kind that the requested partitions touch.
+PHASES = [
+    (INGEST_JOB, "judge_version", [RECORDS]),
+    (SAMPLES_JOB, "sample", [RAW, PROCESSED, QUARANTINED]),
+    (AGREEMENT_JOB, "model", [AGREEMENT]),  # and consensus filtering needs every judge's samples first
+    (SAMPLES_JOB, "sample", [SYNTHETIC_SAMPLES, TRAINSET, TESTSET, BALANCED]),
+    (EXPORTS_JOB, "judge_version", [EXPORTS]),
+]
 
-    First each judge version's records (read once for all models), then the per-partition
-    assets for each judge_version x model, then the exports of each judge version touched.
-    """
+
+def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
+    """The selected assets, phase by phase (see PHASES), one in-process run per partition, on the instance at `home`."""
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_definitions(config)
-    jobs = [defs.resolve_job_def(name) for name in (INGEST_JOB, SAMPLES_JOB, EXPORTS_JOB)]
-    job_assets = [{key.to_user_string() for key in job.asset_layer.executable_asset_keys} for job in jobs]
-    all_names = sorted(set().union(*job_assets))
+    all_names = sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
     names = [name.strip() for name in selection.split(",") if name.strip()] if selection else all_names
     unknown = sorted(set(names) - set(all_names))
     if unknown:
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
     keys = selected_partitions(config, requested)
-    judge_versions = sorted({split_key(key)[0] for key in keys})
+    partitions = {
+        "judge_version": sorted({split_key(key)[0] for key in keys}),
+        "sample": keys,
+        "model": sorted({split_key(key)[1] for key in keys}),
+    }
     if RECORDS in names:
-        for judge_version in judge_versions:
+        for judge_version in partitions["judge_version"]:
             input_files(config, judge_version)
     runs = []
     with dg.DagsterInstance.get() as instance:
-        for job, assets, partitions in zip(jobs, job_assets, (judge_versions, keys, judge_versions)):
-            chosen = [name for name in names if name in assets]
-            for key in partitions if chosen else []:
+        for job_name, kind, phase_assets in PHASES:
+            chosen = [name for name in phase_assets if name in names]
+            for key in partitions[kind] if chosen else []:
                 click.echo(f"materializing {', '.join(chosen)} for {key} ...")
-                result = job.execute_in_process(
+                result = defs.resolve_job_def(job_name).execute_in_process(
                     partition_key=key,
                     instance=instance,
                     asset_selection=[dg.AssetKey(name) for name in chosen],
@@ -91,7 +102,7 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
                     for evaluation in result.get_asset_check_evaluations()
                     if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
                 ]
-                runs.append(PartitionRun(str(key), result.run_id, result.success, failed))
+                runs.append(PartitionRun(f"{job_name} {key}", result.run_id, result.success, failed))
     return RunOutcome(runs, names)
 
 
@@ -112,7 +123,7 @@ def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
     rows = [
         {"asset": asset, "partition": partition, "rows": frame.height}
         for asset in asset_names
-        if asset not in (EXPORTS, RECORDS)
+        if asset not in (EXPORTS, RECORDS, AGREEMENT)
         for partition, frame in stored_partitions(config, asset).items()
     ]
     return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})
@@ -160,7 +171,7 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
         for run in outcome.runs:
             status = "ok" if run.success and not run.failed_checks else "FAILED"
             checks = f" (failed checks: {', '.join(run.failed_checks)})" if run.failed_checks else ""
-            click.echo(f"  {run.partition:<20} {status}{checks}  run {run.run_id}")
+            click.echo(f"  {run.partition:<24} {status}{checks}  run {run.run_id}")
         rows = stored_rows(config, outcome.asset_names)
         if rows.height:
             click.echo("\nrows per asset and partition:")

@@ -118,3 +118,21 @@ class QuarantinedJudgments(_Partitioned):
 
     class Config:
         strict = True
+
+
+class JudgeAgreement(pa.DataFrameModel):
+    """One row per criterion ("0".."6") and one "overall": how far two judge versions agree."""
+
+    criterion: pl.String = pa.Field(isin=[str(i) for i in range(N_SCORES)] + ["overall"], unique=True, description="criterion index, or overall")
+    criterion_name: pl.String = pa.Field(description="what the criterion checks")
+    n_both: pl.Int64 = pa.Field(ge=0, description="samples judged by both versions")
+    weighted_kappa: pl.Float64 = pa.Field(nullable=True, ge=-1.0, le=1.0, description="Cohen's quadratic-weighted kappa on score buckets (null when neither judge varies)")
+    spearman: pl.Float64 = pa.Field(nullable=True, ge=-1.0, le=1.0, description="Spearman correlation of the scores")
+    label_agreement: pl.Float64 = pa.Field(nullable=True, ge=0.0, le=1.0, description="share of pairs with the same label (overall: and the same target model)")
+    negative_negative: pl.Int64 = pa.Field(ge=0, description="pairs labelled negative by both")
+    negative_positive: pl.Int64 = pa.Field(ge=0, description="negative by the first judge, positive by the second")
+    positive_negative: pl.Int64 = pa.Field(ge=0, description="positive by the first judge, negative by the second")
+    positive_positive: pl.Int64 = pa.Field(ge=0, description="pairs labelled positive by both")
+
+    class Config:
+        strict = True

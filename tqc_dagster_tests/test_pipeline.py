@@ -108,7 +108,8 @@ def test_runs_and_check_results_are_recorded_in_the_instance(project):
     assert settings["telemetry"]["enabled"] is False and settings["concurrency"]["pools"]["default_limit"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
-        assert len(runs) == len(PARTITIONS) + 4  # and one ingest and one exports run per judge version
+        # ingest and exports per judge version, agreement per model, two sample phases per partition
+        assert len(runs) == 2 + 2 * len(PARTITIONS) + 2 + 2
         assert all(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in runs)
         for asset in ASSETS + SAMPLE_ASSETS:
             materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
@@ -150,7 +151,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     monkeypatch.delenv("TQC_CONFIG", raising=False)
     from tqc_dagster.definitions import defs
 
-    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["judge_records", "exports"])
+    assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["judge_records", "judge_agreement", "exports"])
     checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {
         "judge_records:schema",
@@ -171,7 +172,9 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "exports:no_source_on_both_sides",
         "exports:lines_follow_format",
         "exports:counts_match_sources",
+        "judge_agreement:kappa_per_criterion",
     }
     assert sorted(defs.resolve_job_def("samples").partitions_def.get_partition_keys()) == PARTITIONS
     assert defs.resolve_job_def("exports").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("ingest").partitions_def.get_partition_keys() == ["v1", "v2"]
+    assert defs.resolve_job_def("agreement").partitions_def.get_partition_keys() == ["model_a", "model_b"]

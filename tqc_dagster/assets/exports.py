@@ -50,7 +50,11 @@ def write_export(folder: Path, judge_version: str, target_model: str, splits: di
     info = export.sharegpt_dataset_info(name, {split: f"{split}.jsonl" for split in splits})
     (folder / "llamafactory/dataset_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     left_out = sum(counts["bedrock_left_out"] for counts in written.values())
-    notes = [f"{left_out} samples left out of bedrock/ because their text contains a substring Bedrock rejects ({', '.join(export.BEDROCK_FORBIDDEN)})."] if left_out else []
+    policy = config.consensus.policy
+    agreed = "every judge version's agreement" if policy != "none" else "no agreement filter"
+    notes = [f"Consensus policy: `{policy}` ({agreed} on the judged training samples; the test set is never filtered)."]
+    if left_out:
+        notes.append(f"{left_out} samples left out of bedrock/ because their text contains a substring Bedrock rejects ({', '.join(export.BEDROCK_FORBIDDEN)}).")
     files = {path.format(split=split): what for path, what in FILES.items() for split in splits}
     files["llamafactory/dataset_info.json"] = f"LLaMA-Factory dataset registrations ({', '.join(info)})"
     card = dataset_card(judge_version, target_model, splits, files, config.model_dump(mode="json", exclude={"config_path"}), notes)

@@ -1,5 +1,6 @@
 """From processed samples to training data: synthetic_samples, trainset / testset, balanced_trainset."""
 
+from dataclasses import replace
 from functools import partial
 
 import dagster as dg
@@ -7,12 +8,13 @@ import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
-from tqc_dagster.partitions import FOLLOW_UPSTREAM
+from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance, balance_violations
 from tqc_dagster.core.judgments import Thresholds
-from tqc_dagster.core.rubric import SYNTHETIC
+from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
+from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
 from tqc_dagster.core.split import realized_test_share, shared_sources, source_is_test, split_samples
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
 from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
@@ -30,6 +32,7 @@ BALANCED = "balanced_trainset"
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
     synthesis, split, balancing = config.synthesis, config.split, config.balance
+    consensus = config.consensus.policy
     prices = config.bedrock.price
 
     def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource):
@@ -111,7 +114,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 metadata=column_schema(Samples),
             ),
         },
-        ins={PROCESSED: dg.AssetIn(), SYNTHETIC_SAMPLES: dg.AssetIn()},
+        # With consensus filtering, the other judge versions' samples of this model come along.
+        ins={PROCESSED: dg.AssetIn(partition_mapping=same_model_every_judge_version() if consensus != "none" else None), SYNTHETIC_SAMPLES: dg.AssetIn()},
         partitions_def=partitions,
         check_specs=[
             schema_spec(TRAINSET, Samples, partitions),
@@ -130,14 +134,25 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
         ],
     )
-    def splits(processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
-        result = split_samples(processed_samples, synthetic_samples, split.test_ratio, split.seed)
+    def splits(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
+        judge_version, _ = split_key(context.partition_key)
+        judged = processed_samples.filter(pl.col("judge_version") == judge_version)
+        result = split_samples(judged, synthetic_samples, split.test_ratio, split.seed)
+        consensus_metadata = {"consensus_policy": consensus}
+        if consensus != "none":
+            others = [frame for (version,), frame in processed_samples.partition_by("judge_version", as_dict=True).items() if version != judge_version]
+            is_judged = result.train.get_column("origin") == JUDGED
+            keep = consensus_mask(result.train, others, consensus, thresholds) | ~is_judged
+            removed = removed_by_criterion(result.train.filter(is_judged), keep.filter(is_judged))
+            result = replace(result, train=result.train.filter(keep))
+            consensus_metadata["consensus_removed"] = markdown(removed, 20)
+            consensus_metadata["consensus_removed_total"] = int(removed.get_column("removed").sum())
         share = realized_test_share(result.train, result.test, ["target_model", "criterion", "label"])
         overall = result.test.height / max(1, result.test.height + result.train.filter(pl.col("origin") != SYNTHETIC).height)
         yield dg.Output(
             result.train,
             output_name=TRAINSET,
-            metadata={**sample_metadata(result.train), "synthetic_dropped_as_test_sources": result.synthetic_dropped},
+            metadata={**sample_metadata(result.train), "synthetic_dropped_as_test_sources": result.synthetic_dropped, **consensus_metadata},
         )
         yield dg.Output(
             result.test,

@@ -24,6 +24,8 @@ def schema_check(schema: type[pa.DataFrameModel], frame: pl.DataFrame, asset_key
             asset_key=asset_key,
             check_name=SCHEMA,
             passed=False,
+            description=f"{failures.height} values break the {schema.__name__} model (see failure_cases): "
+            "a bug upstream of this asset, not a data problem to wave through.",
             metadata={"failures": dg.MetadataValue.int(failures.height), "failure_cases": markdown(failures, 20)},
         )
     return dg.AssetCheckResult(asset_key=asset_key, check_name=SCHEMA, passed=True, metadata={"rows": frame.height})

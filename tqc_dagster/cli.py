@@ -40,8 +40,9 @@ def demo_data(out_dir: str | None, records: int, seed: int, if_absent: bool, con
 @main.command("run")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
 @click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
+@click.option("--judge-version", "judge_versions", multiple=True, help="every partition of a judge version, e.g. v2 (repeatable)")
 @click.option("--select", "selection", default=None, help="comma-separated asset names; default: all")
-def run(config_path: str | None, partitions: tuple[str, ...], selection: str | None) -> None:
+def run(config_path: str | None, partitions: tuple[str, ...], judge_versions: tuple[str, ...], selection: str | None) -> None:
     """Materialize the selection for each partition; exit 1 when an asset or a blocking check fails."""
     from tqc_dagster.runner import materialize_partitions, print_summary
 
@@ -49,7 +50,8 @@ def run(config_path: str | None, partitions: tuple[str, ...], selection: str | N
 
     config = _load(config_path)
     try:
-        outcome = materialize_partitions(config, list(partitions), selection, _instance_home(config))
+        requested = [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]
+        outcome = materialize_partitions(config, requested, selection, _instance_home(config))
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     print_summary(config, outcome)

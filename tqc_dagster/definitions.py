@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 from tqc_dagster.assets.agreement import AGREEMENT, build_agreement_assets
@@ -15,61 +17,51 @@ from tqc_dagster.resources.storage import ParquetIOManager
 from tqc_dagster.sensors import build_input_sensors
 from tqc_dagster.stores import s3_resource
 
-INGEST_JOB = "ingest"
-SAMPLES_JOB = "samples"
-EXPORTS_JOB = "exports"
-AGREEMENT_JOB = "agreement"
 AUTOMATION_SENSOR = "follow_upstream"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its job, its assets and the partitions its runs take."""
+
+    job: str
+    assets: tuple[str, ...]
+    partitions: str  # "judge_version", "sample" (judge_version x model) or "model"
+    description: str
+
+
+# In running order: each stage's inputs are finished before it starts (consensus filtering in
+# splits needs every judge's samples, so agreement and judgments both come before it).
+STAGES = (
+    Stage("ingest", (RECORDS,), "judge_version", "Read one judge version's batch outputs once, for all models."),
+    Stage("judgments", (RAW, PROCESSED, QUARANTINED), "sample", "Validate one model's judgments: samples and quarantine."),
+    Stage("agreement", (AGREEMENT,), "model", "Agreement of the two judge versions on one model's translations."),
+    Stage("synthesis", (SYNTHETIC_SAMPLES,), "sample", "Top up the rare groups of one partition with synthetic samples."),
+    Stage("splits", (TRAINSET, TESTSET, BALANCED), "sample", "The leak-free split and the balanced trainset of one partition."),
+    Stage("exports", (EXPORTS,), "judge_version", "The fine-tuning exports of one judge version (both models)."),
+)
 
 
 def build_definitions(config: TqcConfig) -> dg.Definitions:
     partitions = sample_partitions(config)
     judge_versions = judge_version_partitions(config)
-    agreement = build_agreement_assets(config, model_partitions(config))
     assets = [
         *build_ingest_assets(config, partitions, judge_versions),
         *build_sample_assets(config, partitions),
         *build_export_assets(config, judge_versions),
-        *agreement,
+        *build_agreement_assets(config, model_partitions(config)),
     ]
+    present = {key.to_user_string() for asset in assets for key in asset.keys}
     s3 = s3_resource(config)
-    per_partition = dg.AssetSelection.assets(RAW, PROCESSED, QUARANTINED, SYNTHETIC_SAMPLES, TRAINSET, TESTSET, BALANCED)
     return dg.Definitions(
         assets=assets,
         jobs=[
-            dg.define_asset_job(
-                INGEST_JOB,
-                selection=dg.AssetSelection.assets(RECORDS),
-                description="Read one judge version's batch outputs once, for all models.",
-                executor_def=dg.in_process_executor,
-            ),
-            dg.define_asset_job(
-                SAMPLES_JOB,
-                selection=per_partition,
-                description="Every asset of one judge_version x model partition, from batch outputs to the balanced trainset.",
-                executor_def=dg.in_process_executor,
-            ),
-            *(
-                [
-                    dg.define_asset_job(
-                        AGREEMENT_JOB,
-                        selection=dg.AssetSelection.assets(AGREEMENT),
-                        description="Agreement of the two judge versions, per translation model.",
-                        executor_def=dg.in_process_executor,
-                    )
-                ]
-                if agreement
-                else []
-            ),
-            dg.define_asset_job(
-                EXPORTS_JOB,
-                selection=dg.AssetSelection.assets(EXPORTS),
-                description="The fine-tuning exports of one judge version (both models).",
-                executor_def=dg.in_process_executor,
-            ),
+            dg.define_asset_job(stage.job, selection=dg.AssetSelection.assets(*stage.assets), description=stage.description, executor_def=dg.in_process_executor)
+            for stage in STAGES
+            if set(stage.assets) <= present
         ],
         sensors=[
-            *build_input_sensors(config, INGEST_JOB),
+            *build_input_sensors(config, STAGES[0].job),
             dg.AutomationConditionSensorDefinition(
                 AUTOMATION_SENSOR,
                 target=dg.AssetSelection.all(),

@@ -12,11 +12,10 @@ import polars as pl
 
 from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
 from tqc_dagster.assets.agreement import AGREEMENT
-from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS
-from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET
+from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
 from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.rubric import TARGET_MODELS
-from tqc_dagster.definitions import AGREEMENT_JOB, EXPORTS_JOB, INGEST_JOB, SAMPLES_JOB, build_definitions
+from tqc_dagster.definitions import STAGES, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.stores import SUCCESS_MARKER, input_files, join, s3_resource, store_for
@@ -48,26 +47,15 @@ def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.Mult
     everything = [partition_key(jv, model) for jv in config.judge_version_names for model in config.model_names]
     if not requested:
         return everything
-    known = {str(key): key for key in everything}
+    known = {str(key) for key in everything}
     unknown = [key for key in requested if key not in known]
     if unknown:
         raise ConfigError(f"unknown partition(s) {unknown}; known: {sorted(known)}")
-    return [known[key] for key in requested]
-
-
-# The order of a full run: each phase's inputs are finished before it starts. A phase runs its
-# job once per partition of its kind that the requested partitions touch.
-PHASES = [
-    (INGEST_JOB, "judge_version", [RECORDS]),
-    (SAMPLES_JOB, "sample", [RAW, PROCESSED, QUARANTINED]),
-    (AGREEMENT_JOB, "model", [AGREEMENT]),  # and consensus filtering needs every judge's samples first
-    (SAMPLES_JOB, "sample", [SYNTHETIC_SAMPLES, TRAINSET, TESTSET, BALANCED]),
-    (EXPORTS_JOB, "judge_version", [EXPORTS]),
-]
+    return [key for key in everything if str(key) in requested]
 
 
 def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
-    """The selected assets, phase by phase (see PHASES), one in-process run per partition, on the instance at `home`."""
+    """The selected assets, stage by stage (see STAGES), one in-process run per partition, on the instance at `home`."""
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_definitions(config)
     all_names = sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
@@ -86,11 +74,11 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
             input_files(config, judge_version)
     runs = []
     with dg.DagsterInstance.get() as instance:
-        for job_name, kind, phase_assets in PHASES:
-            chosen = [name for name in phase_assets if name in names]
-            for key in partitions[kind] if chosen else []:
+        for stage in STAGES:
+            chosen = [name for name in stage.assets if name in names]
+            for key in partitions[stage.partitions] if chosen else []:
                 click.echo(f"materializing {', '.join(chosen)} for {key} ...")
-                result = defs.resolve_job_def(job_name).execute_in_process(
+                result = defs.resolve_job_def(stage.job).execute_in_process(
                     partition_key=key,
                     instance=instance,
                     asset_selection=[dg.AssetKey(name) for name in chosen],
@@ -102,7 +90,7 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
                     for evaluation in result.get_asset_check_evaluations()
                     if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
                 ]
-                runs.append(PartitionRun(f"{job_name} {key}", result.run_id, result.success, failed))
+                runs.append(PartitionRun(f"{stage.job} {key}", result.run_id, result.success, failed))
     return RunOutcome(runs, names)
 
 

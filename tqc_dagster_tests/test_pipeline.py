@@ -108,8 +108,8 @@ def test_runs_and_check_results_are_recorded_in_the_instance(project):
     assert settings["telemetry"]["enabled"] is False and settings["concurrency"]["pools"]["default_limit"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()
-        # ingest and exports per judge version, agreement per model, two sample phases per partition
-        assert len(runs) == 2 + 2 * len(PARTITIONS) + 2 + 2
+        # ingest and exports per judge version, agreement per model, judgments, synthesis and splits per partition
+        assert len(runs) == 2 + 3 * len(PARTITIONS) + 2 + 2
         assert all(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in runs)
         for asset in ASSETS + SAMPLE_ASSETS:
             materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
@@ -174,7 +174,8 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "exports:counts_match_sources",
         "judge_agreement:kappa_per_criterion",
     }
-    assert sorted(defs.resolve_job_def("samples").partitions_def.get_partition_keys()) == PARTITIONS
+    for stage in ("judgments", "synthesis", "splits"):
+        assert sorted(defs.resolve_job_def(stage).partitions_def.get_partition_keys()) == PARTITIONS
     assert defs.resolve_job_def("exports").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("ingest").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("agreement").partitions_def.get_partition_keys() == ["model_a", "model_b"]

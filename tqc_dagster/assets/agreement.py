@@ -4,6 +4,8 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
+from tqc_dagster.assets.charts import kappa_by_criterion
+from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, markdown
 from tqc_dagster.checks import check_spec
 from tqc_dagster.config import TqcConfig
@@ -25,6 +27,7 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
     @dg.asset(
         name=AGREEMENT,
         group_name="agreement",
+        owners=OWNERS["agreement"],
         partitions_def=models,
         automation_condition=FOLLOW_UPSTREAM,
         ins={PROCESSED: dg.AssetIn(partition_mapping=every_judge_version_of_a_model())},
@@ -56,6 +59,7 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
                 "judges": f"{first} vs {second}",
                 "n_both": overall["n_both"],
                 "overall_label_agreement": dg.MetadataValue.float(overall["label_agreement"] or 0.0),
+                "kappa_chart": kappa_by_criterion(table.filter(pl.col("criterion") != OVERALL), min_kappa),
                 "agreement": markdown(table, 10),
                 "most_disagreeing": markdown(most_disagreeing(pairs).drop("scores_a", "scores_b"), 20),
             },

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
+from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import markdown
 from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
 from tqc_dagster.checks import check_spec
@@ -84,6 +85,7 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=EXPORTS,
         group_name="exports",
+        owners=OWNERS["exports"],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={name: dg.AssetIn(partition_mapping=both_models) for name in (BALANCED, TESTSET, TRAINSET)},

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
+from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, markdown, sample_metadata
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
@@ -39,6 +40,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
     @dg.asset(
         name=RECORDS,
         group_name=GROUP,
+        owners=OWNERS[GROUP],
         partitions_def=judge_versions,
         description="Every non-blank line of a judge version's batch output files, read once for all models: "
         "record id, source, each model's translation, the decoded judge array, stop reason, errors, tokens.",
@@ -84,6 +86,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
     @dg.asset(
         name=RAW,
         group_name=GROUP,
+        owners=OWNERS[GROUP],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={RECORDS: dg.AssetIn(partition_mapping=both_models_of_a_judge_version())},
@@ -109,6 +112,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         outs={
             PROCESSED: dg.AssetOut(
                 group_name=GROUP,
+                owners=OWNERS[GROUP],
                 automation_condition=FOLLOW_UPSTREAM,
                 description="One valid sample per (judge_version, record, model) with every column of the data "
                 "contract: scores, lowest criterion, score bucket, target model and label.",
@@ -116,6 +120,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
             ),
             QUARANTINED: dg.AssetOut(
                 group_name=GROUP,
+                owners=OWNERS[GROUP],
                 automation_condition=FOLLOW_UPSTREAM,
                 description="One row per rejected (record, model) with a reason code, the source file and line.",
                 metadata=column_schema(QuarantinedJudgments),
@@ -166,6 +171,10 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
             asset_key=PROCESSED,
             check_name="accounting",
             passed=accounting.balanced,
+            description=None
+            if accounting.balanced
+            else f"{accounting.lines - accounting.valid - accounting.quarantined - accounting.duplicates} lines are neither "
+            "a sample, a quarantined row nor a duplicate: rows were lost between raw_judgments and here (a bug).",
             metadata={
                 "lines": accounting.lines,
                 "valid": accounting.valid,
@@ -177,6 +186,11 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
             asset_key=QUARANTINED,
             check_name="quarantine_rate",
             passed=accounting.quarantine_rate <= max_rate,
+            description=None
+            if accounting.quarantine_rate <= max_rate
+            else f"{accounting.quarantine_rate:.1%} of (record, model) pairs quarantined, above checks.max_quarantine_rate "
+            f"{max_rate:.1%}. Look at the reasons in quarantined_judgments (most often: {next(iter(sorted(by_reason, key=by_reason.get, reverse=True)), 'none')}); "
+            "fix the input or raise the threshold in the config if this input is known to be that noisy.",
             metadata={
                 "quarantine_rate": dg.MetadataValue.float(round(accounting.quarantine_rate, 6)),
                 "max_quarantine_rate": dg.MetadataValue.float(max_rate),

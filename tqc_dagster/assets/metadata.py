@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from tqc_dagster.assets.charts import label_by_criterion
+
 PREVIEW_ROWS = 10
 PREVIEW_TEXT_CHARS = 60
 
@@ -36,6 +38,7 @@ def sample_metadata(samples: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     """Distributions a data engineer looks at before trusting a set of samples."""
     return {
         "rows": dg.MetadataValue.int(samples.height),
+        "label_balance_chart": label_by_criterion(samples),
         "by_target_model_criterion_label": markdown(counts(samples, "target_model", "criterion", "label"), 50),
         "by_score_bucket": markdown(counts(samples, "score_bucket"), 10),
         "by_label": dg.MetadataValue.json(counts_dict(samples, "label")),

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
+from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
@@ -52,6 +53,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=SYNTHETIC_SAMPLES,
         group_name="synthesis",
+        owners=OWNERS["synthesis"],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={PROCESSED: dg.AssetIn()},
@@ -102,6 +104,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         outs={
             TRAINSET: dg.AssetOut(
                 group_name="splits",
+                owners=OWNERS["splits"],
                 automation_condition=FOLLOW_UPSTREAM,
                 description="Judged samples whose normalized source hashes to train, plus synthetic samples "
                 "(never a synthetic sample whose source is a test source).",
@@ -109,6 +112,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
             TESTSET: dg.AssetOut(
                 group_name="splits",
+                owners=OWNERS["splits"],
                 automation_condition=FOLLOW_UPSTREAM,
                 description=f"Judged samples whose normalized source hashes to test (test_ratio {split.test_ratio}); no synthetic rows.",
                 metadata=column_schema(Samples),
@@ -178,6 +182,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=BALANCED,
         group_name="splits",
+        owners=OWNERS["splits"],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={TRAINSET: dg.AssetIn()},

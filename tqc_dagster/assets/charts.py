@@ -1,0 +1,61 @@
+"""Charts for asset pages: small PNGs inlined in markdown metadata, so the UI shows them without a file server."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import dagster as dg
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to PNG only
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+from tqc_dagster.core.rubric import LABELS, TARGET_MODELS  # noqa: E402
+
+COLORS = {"negative": "#d62728", "positive": "#2ca02c"}
+
+
+def _inline(figure: plt.Figure, title: str) -> dg.MetadataValue:
+    buffer = io.BytesIO()
+    # No timestamps or software version in the PNG: the same data gives the same bytes.
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+
+
+def label_by_criterion(samples: pl.DataFrame) -> dg.MetadataValue:
+    """Per target model, samples per criterion stacked by label: the balance a trainer will see."""
+    figure, axes = plt.subplots(1, len(TARGET_MODELS), figsize=(9, 3), squeeze=False)
+    tally = samples.group_by("target_model", "criterion", "label").agg(pl.len().alias("rows"))
+    for ax, target_model in zip(axes[0], TARGET_MODELS):
+        part = tally.filter(pl.col("target_model") == target_model).with_columns(
+            pl.col("criterion").cast(pl.String).fill_null("flawless").alias("criterion")
+        )
+        criteria = sorted(part.get_column("criterion").unique().to_list())
+        bottom = [0] * len(criteria)
+        for label in LABELS:
+            counts = dict(part.filter(pl.col("label") == label).select("criterion", "rows").iter_rows())
+            heights = [counts.get(c, 0) for c in criteria]
+            ax.bar(criteria, heights, bottom=bottom, color=COLORS[label], label=label)
+            bottom = [b + h for b, h in zip(bottom, heights)]
+        ax.set_title(f"{target_model} model")
+        ax.set_xlabel("criterion")
+        ax.set_ylabel("samples")
+    axes[0][0].legend()
+    return _inline(figure, "samples by criterion and label")
+
+
+def kappa_by_criterion(agreement: pl.DataFrame, min_kappa: float) -> dg.MetadataValue:
+    """Weighted kappa per criterion with the warning line."""
+    figure, ax = plt.subplots(figsize=(6, 3))
+    rows = agreement.with_columns(pl.col("weighted_kappa").fill_null(0.0))
+    ax.bar(rows.get_column("criterion").to_list(), rows.get_column("weighted_kappa").to_list(), color="#1f77b4")
+    ax.axhline(min_kappa, color="#d62728", linestyle="--", label=f"min_kappa {min_kappa}")
+    ax.set_ylim(min(0.0, rows.get_column("weighted_kappa").min() or 0.0), 1.0)
+    ax.set_xlabel("criterion")
+    ax.set_ylabel("weighted kappa")
+    ax.legend()
+    return _inline(figure, "judge agreement by criterion")

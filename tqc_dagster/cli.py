@@ -52,9 +52,9 @@ def run(config_path: str | None, partitions: tuple[str, ...], judge_versions: tu
     try:
         requested = [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]
         outcome = materialize_partitions(config, requested, selection, _instance_home(config))
+        print_summary(config, outcome)
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
-    print_summary(config, outcome)
     if not outcome.success:
         sys.exit(1)
 

@@ -53,7 +53,7 @@ def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.Se
         description=f"Requests judge_records of {judge_version} when a finished .jsonl.out under {pattern} is new, rewritten or gone.",
     )
     def batch_outputs_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
-        cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "requested": {}}
+        cursor = {"seen": {}, "requested": {}, "requests": 0, **(json.loads(context.cursor) if context.cursor else {})}
         store = store_for(pattern, s3)
         try:
             current = store.glob_states(pattern)
@@ -61,13 +61,15 @@ def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.Se
         except StorageError as error:
             return dg.SkipReason(str(error))
         changed, requested = evaluate(_states(cursor["seen"]), _states(cursor["requested"]), current, {parent(m) for m in manifests})
-        new_cursor = json.dumps({"seen": _raw(current), "requested": _raw(requested)}, sort_keys=True)
+        count = cursor["requests"] + (1 if changed else 0)
+        new_cursor = json.dumps({"seen": _raw(current), "requested": _raw(requested), "requests": count}, sort_keys=True)
         if not changed:
             return dg.SensorResult(skip_reason=f"no finished change under {pattern}", cursor=new_cursor)
         context.log.info(f"{len(changed)} changed batch output file(s) for {judge_version}: {changed[:5]}")
         change = [[uri, _raw({uri: current[uri]})[uri] if uri in current else None] for uri in changed]
         digest = hashlib.sha256(json.dumps(change).encode()).hexdigest()[:16]
-        request = dg.RunRequest(run_key=f"{judge_version}|{digest}", partition_key=judge_version)
+        # The request number keeps run keys unique: the same change twice (a file restored) is two requests.
+        request = dg.RunRequest(run_key=f"{judge_version}|{count}|{digest}", partition_key=judge_version)
         return dg.SensorResult(run_requests=[request], cursor=new_cursor)
 
     return batch_outputs_sensor

@@ -13,6 +13,7 @@ removed before any file is rewritten and written after the last one.
 from __future__ import annotations
 
 import glob as local_glob
+import hashlib
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
@@ -93,9 +95,19 @@ class LocalStore:
                 os.remove(temporary)
 
     def publish_folder(self, uri: str, write: Callable[[Path], None]) -> None:
-        """Build the folder in a hidden staging folder beside it, then swap it in whole."""
+        """Build the folder in a hidden staging folder beside it, then swap it in whole.
+
+        A crash between the two renames leaves the previous folder under `.<name>.old-*`; the
+        next publish puts it back first (and clears what killed runs left), so a finished
+        export is never lost.
+        """
         destination = Path(uri)
         destination.parent.mkdir(parents=True, exist_ok=True)
+        if not destination.exists():
+            for retired_before in sorted(destination.parent.glob(f".{destination.name}.old-*"), key=os.path.getmtime)[-1:]:
+                os.replace(retired_before, destination)
+        for abandoned in destination.parent.glob(f".{destination.name}.*-*"):  # staging or retired folders of killed runs
+            shutil.rmtree(abandoned)
         token = uuid.uuid4().hex
         staging = destination.parent / f".{destination.name}.tmp-{token}"
         retired = destination.parent / f".{destination.name}.old-{token}"
@@ -117,29 +129,71 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _segment_pattern(segment: str) -> str:
+    """One path segment of a glob, as a local glob reads it: `*` and `?` stay inside the segment,
+    `[...]` / `[!...]` are character classes, and a wildcard never matches a leading dot."""
+    parts = re.split(r"(\*|\?|\[!?[^\]]+\])", segment)
+    pattern = "" if segment.startswith(".") else r"(?!\.)"
+    for part in parts:
+        if part == "*":
+            pattern += "[^/]*"
+        elif part == "?":
+            pattern += "[^/]"
+        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
+            pattern += "[^" + part[2:-1] + "]" if part.startswith("[!") else part
+        else:
+            pattern += re.escape(part)
+    return pattern
+
+
 def _key_pattern(key_glob: str) -> re.Pattern:
-    """A glob over keys where `*` and `?` stop at `/`, as in a local glob; `[...]` is a character class."""
-    parts = re.split(r"(\*|\?|\[[^\]]*\])", key_glob)
-    translated = {"*": "[^/]*", "?": "[^/]"}
-    return re.compile("".join(translated.get(part) or (part if part.startswith("[") and part.endswith("]") and len(part) > 2 else re.escape(part)) for part in parts))
+    """A glob over S3 keys that matches exactly what the same glob matches in a local folder."""
+    return re.compile("/".join(_segment_pattern(segment) for segment in key_glob.split("/")))
+
+
+_CLIENTS: dict[str, object] = {}
+S3_SETTINGS = ("endpoint_url", "region_name", "profile_name", "use_ssl", "verify", "use_unsigned_session", "max_attempts", "aws_access_key_id")
 
 
 class S3Store:
     def __init__(self, resource: S3Resource):
-        self.client = resource.get_client()
+        # One boto3 client per S3 setting and process: making one costs ~0.2 s, and they are thread-safe.
+        # Keyed by the settings and the credentials in the environment (hashed, never stored):
+        # a process that switches credentials gets a new client.
+        credentials = hashlib.sha256(repr(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))).encode()).hexdigest()
+        settings = repr([getattr(resource, name, None) for name in S3_SETTINGS]) + credentials
+        if settings not in _CLIENTS:
+            _CLIENTS[settings] = resource.get_client()
+        self.client = _CLIENTS[settings]
 
     @contextmanager
     def _errors(self, uri: str) -> Iterator[None]:
+        """S3 failures as a StorageError that names the URI and what to check."""
         try:
             yield
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
-            bucket = _split(uri)[0]
-            if code in ("NoSuchBucket",):
-                raise StorageError(f"{uri}: the S3 bucket '{bucket}' does not exist") from None
-            if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StorageError(f"{uri}: access denied ({code}); check the credentials and the bucket policy") from None
-            raise StorageError(f"{uri}: S3 error {code}: {error.response.get('Error', {}).get('Message', '')}") from None
+            if code in ("404", "NotFound") and not self._bucket_exists(uri):
+                code = "NoSuchBucket"  # a HEAD on a missing bucket says only 404
+            raise self._storage_error(uri, code, error.response.get("Error", {}).get("Message", "")) from None
+        except S3UploadFailedError as error:  # upload_file wraps the ClientError in its message
+            code = re.search(r"\((\w+)\)", str(error))
+            raise self._storage_error(uri, code.group(1) if code else "", str(error)) from None
+
+    @staticmethod
+    def _storage_error(uri: str, code: str, message: str) -> StorageError:
+        if code == "NoSuchBucket":
+            return StorageError(f"{uri}: the S3 bucket '{_split(uri)[0]}' does not exist")
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StorageError(f"{uri}: access denied ({code}); check the credentials and the bucket policy")
+        return StorageError(f"{uri}: S3 error {code}: {message}")
+
+    def _bucket_exists(self, uri: str) -> bool:
+        try:
+            self.client.head_bucket(Bucket=_split(uri)[0])
+            return True
+        except ClientError:
+            return False
 
     def glob_states(self, pattern: str) -> dict[str, FileState]:
         """Matching objects with their size and ETag, from paginated listings under the literal prefix."""
@@ -164,7 +218,7 @@ class S3Store:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound") and self._bucket_exists(uri):
                 return False
             with self._errors(uri):
                 raise

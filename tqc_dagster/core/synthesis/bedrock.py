@@ -83,11 +83,16 @@ def group_request(key: tuple, count: int, examples: list[dict], batch: str) -> t
         "batch": batch,
     }
     prompt = (
-        f"<request>{json.dumps(spec, ensure_ascii=False)}</request>\n"
-        f"<examples>{json.dumps(examples, ensure_ascii=False)}</examples>\n"
+        f"<request>{_data(spec)}</request>\n"
+        f"<examples>{_data(examples)}</examples>\n"
         f"Write {count} new samples as a JSON array."
     )
     return prompt, spec
+
+
+def _data(value) -> str:
+    """JSON for a data block: `<` and `>` escaped, so no title can close the block it sits in."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def response_text(response: dict) -> str:

@@ -23,6 +23,7 @@ run: demo-data
 	$(BIN)/tqc run
 
 test: install
+	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 dev: demo-data

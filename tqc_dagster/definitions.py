@@ -32,13 +32,14 @@ class Stage:
 
 # In running order: each stage's inputs are finished before it starts (consensus filtering in
 # splits needs every judge's samples, so agreement and judgments both come before it).
+# Job names must differ from every asset's op name (Dagster keeps one namespace for both).
 STAGES = (
     Stage("ingest", (RECORDS,), "judge_version", "Read one judge version's batch outputs once, for all models."),
     Stage("judgments", (RAW, PROCESSED, QUARANTINED), "sample", "Validate one model's judgments: samples and quarantine."),
     Stage("agreement", (AGREEMENT,), "model", "Agreement of the two judge versions on one model's translations."),
     Stage("synthesis", (SYNTHETIC_SAMPLES,), "sample", "Top up the rare groups of one partition with synthetic samples."),
     Stage("splits", (TRAINSET, TESTSET, BALANCED), "sample", "The leak-free split and the balanced trainset of one partition."),
-    Stage("exports", (EXPORTS,), "judge_version", "The fine-tuning exports of one judge version (both models)."),
+    Stage("publish_exports", (EXPORTS,), "judge_version", "The fine-tuning exports of one judge version (both models)."),
 )
 
 
@@ -55,6 +56,9 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
     s3 = s3_resource(config)
     return dg.Definitions(
         assets=assets,
+        # Runs launched from the UI or by sensors run every step in one process, as `tqc run` does:
+        # a process per step costs ~20 s each here and buys nothing for polars steps that use every core.
+        executor=dg.in_process_executor,
         jobs=[
             dg.define_asset_job(stage.job, selection=dg.AssetSelection.assets(*stage.assets), description=stage.description, executor_def=dg.in_process_executor)
             for stage in STAGES

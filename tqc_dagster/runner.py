@@ -64,10 +64,12 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     if unknown:
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
     keys = selected_partitions(config, requested)
+    chosen_keys = {split_key(key) for key in keys}
     partitions = {
-        "judge_version": sorted({split_key(key)[0] for key in keys}),
+        "judge_version": sorted({judge_version for judge_version, _ in chosen_keys}),
         "sample": keys,
-        "model": sorted({split_key(key)[1] for key in keys}),
+        # Agreement compares two judge versions: only for models whose partitions of both are in this run.
+        "model": sorted({model for _, model in chosen_keys if all((judge, model) in chosen_keys for judge in config.agreement.judges)}),
     }
     if RECORDS in names:
         for judge_version in partitions["judge_version"]:

@@ -176,6 +176,6 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     }
     for stage in ("judgments", "synthesis", "splits"):
         assert sorted(defs.resolve_job_def(stage).partitions_def.get_partition_keys()) == PARTITIONS
-    assert defs.resolve_job_def("exports").partitions_def.get_partition_keys() == ["v1", "v2"]
+    assert defs.resolve_job_def("publish_exports").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("ingest").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("agreement").partitions_def.get_partition_keys() == ["model_a", "model_b"]

@@ -44,7 +44,8 @@ def label_by_criterion(samples: pl.DataFrame) -> dg.MetadataValue:
         ax.set_title(f"{target_model} model")
         ax.set_xlabel("criterion")
         ax.set_ylabel("samples")
-    axes[0][0].legend()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=len(LABELS), bbox_to_anchor=(0.5, 1.08))  # above the bars, never on them
     return _inline(figure, "samples by criterion and label")
 
 

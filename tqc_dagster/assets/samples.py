@@ -138,7 +138,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
         ],
     )
-    def splits(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
+    def train_test_split(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
         judge_version, _ = split_key(context.partition_key)
         judged = processed_samples.filter(pl.col("judge_version") == judge_version)
         result = split_samples(judged, synthetic_samples, split.test_ratio, split.seed)
@@ -219,4 +219,4 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             metadata={"unbalanced_groups": markdown(unbalanced, 20)},
         )
 
-    return [synthetic_samples, splits, balanced_trainset]
+    return [synthetic_samples, train_test_split, balanced_trainset]

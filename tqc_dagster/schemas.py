@@ -17,44 +17,38 @@ class _Partitioned(pa.DataFrameModel):
     model: pl.String = pa.Field(description="translation model partition (config key, e.g. model_a)")
 
 
-class JudgeRecords(pa.DataFrameModel):
-    """One row per non-blank batch-output line of a judge version, parsed once for every model."""
+class _LineFields(pa.DataFrameModel):
+    """Where a batch-output line came from and what its record says, shared by every model."""
 
     source_file: pl.String = pa.Field(description="the .jsonl.out file the line came from")
     line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in source_file")
     record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable or the id blank")
     target_lang: pl.String = pa.Field(nullable=True, description="target_lang of the translations in the prompt")
     source: pl.String = pa.Field(nullable=True, description="the source product title")
-    translations: pl.List(pl.Struct({"id": pl.String, "text": pl.String})) = pa.Field(nullable=True, description="each configured translation id's text in the prompt")
-    judge_entries: pl.List(pl.Struct({"id": pl.String, "thought": pl.String, "scores": pl.List(pl.String)})) = pa.Field(nullable=True, description="the decoded judge array, ids and scores as found")
     stop_reason: pl.String = pa.Field(nullable=True, description="why the judge stopped (max_tokens = cut off)")
     error: pl.String = pa.Field(nullable=True, description="Bedrock's error for the record, 'code: message'")
     input_tokens: pl.Int64 = pa.Field(nullable=True, description="judge input tokens")
     output_tokens: pl.Int64 = pa.Field(nullable=True, description="judge output tokens")
     parse_error: pl.String = pa.Field(nullable=True, description="why the line or the judge array could not be read")
     excerpt: pl.String = pa.Field(nullable=True, description="first characters of the line, error or judge output")
+
+
+class JudgeRecords(_LineFields):
+    """One row per non-blank batch-output line of a judge version, parsed once for every model."""
+
+    translations: pl.List(pl.Struct({"id": pl.String, "text": pl.String})) = pa.Field(nullable=True, description="each configured translation id's text in the prompt")
+    judge_entries: pl.List(pl.Struct({"id": pl.String, "thought": pl.String, "scores": pl.List(pl.String)})) = pa.Field(nullable=True, description="the decoded judge array, ids and scores as found")
 
     class Config:
         strict = True
 
 
-class RawJudgments(_Partitioned):
+class RawJudgments(_LineFields, _Partitioned):
     """One row per non-blank batch-output line: what the judge said about this model's translation, as found."""
 
-    record_id: pl.String = pa.Field(nullable=True, description="Bedrock recordId; null when the line is unreadable or the id blank")
-    source_file: pl.String = pa.Field(description="the .jsonl.out file the line came from")
-    line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in source_file")
-    target_lang: pl.String = pa.Field(nullable=True, description="target_lang of the translations in the prompt")
-    source: pl.String = pa.Field(nullable=True, description="the source product title")
     translation: pl.String = pa.Field(nullable=True, description="this model's translation, as found in the prompt")
     thought: pl.String = pa.Field(nullable=True, description="the judge's reasoning for this translation")
     scores: pl.List(pl.String) = pa.Field(nullable=True, description="the judge's scores, as found (not yet validated)")
-    stop_reason: pl.String = pa.Field(nullable=True, description="why the judge stopped (max_tokens = cut off)")
-    error: pl.String = pa.Field(nullable=True, description="Bedrock's error for the record, 'code: message'")
-    input_tokens: pl.Int64 = pa.Field(nullable=True, description="judge input tokens")
-    output_tokens: pl.Int64 = pa.Field(nullable=True, description="judge output tokens")
-    parse_error: pl.String = pa.Field(nullable=True, description="why the line or the judge array could not be read")
-    excerpt: pl.String = pa.Field(nullable=True, description="first characters of the line, error or judge output")
 
     class Config:
         strict = True

@@ -52,6 +52,12 @@ LOCATION_STATUS = """
 }
 """
 
+# The graph as the UI should show it, by partitioning.
+JUDGE_VERSION_ASSETS = {"judge_records", "exports"}
+MODEL_ASSETS = {"judge_agreement"}
+SAMPLE_ASSETS = {"raw_judgments", "processed_samples", "quarantined_judgments", "synthetic_samples", "trainset", "testset", "balanced_trainset"}
+ALL_ASSETS = JUDGE_VERSION_ASSETS | MODEL_ASSETS | SAMPLE_ASSETS
+
 
 class DagsterServerError(RuntimeError):
     """The server did not come up, or a GraphQL request failed; the message carries the server log."""

@@ -33,23 +33,13 @@ from click.testing import CliRunner
 
 from tqc_dagster.cli import main
 from tqc_dagster_tests.conftest import write_config
-from tqc_dagster_tests.dagster_server import REPO_ROOT, DagsterServer, running_dagster
+from tqc_dagster.assets import OWNERS
+from tqc_dagster_tests.dagster_server import ALL_ASSETS, REPO_ROOT, DagsterServer, running_dagster
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 WIDTH, HEIGHT = 1280, 800
-ASSETS = [
-    "judge_records",
-    "raw_judgments",
-    "processed_samples",
-    "quarantined_judgments",
-    "synthetic_samples",
-    "trainset",
-    "testset",
-    "balanced_trainset",
-    "judge_agreement",
-    "exports",
-]
-GROUPS = ["ingest", "synthesis", "splits", "agreement", "exports"]
+ASSETS = sorted(ALL_ASSETS)
+GROUPS = list(OWNERS)
 PAGE_TIMEOUT_S = 60
 
 

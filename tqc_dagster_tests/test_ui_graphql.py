@@ -24,24 +24,12 @@ from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
 from tqc_dagster.definitions import STAGES, build_definitions
 from tqc_dagster_tests.conftest import write_config
-from tqc_dagster_tests.dagster_server import DagsterServer, running_dagster
+from tqc_dagster_tests.dagster_server import ALL_ASSETS, JUDGE_VERSION_ASSETS, MODEL_ASSETS, SAMPLE_ASSETS, DagsterServer, running_dagster
 
 RECORDS_PER_VERSION = 120  # few records: the UI tests are about the server, not the data
 SAMPLE_PARTITIONS = ["v1|model_a", "v1|model_b", "v2|model_a", "v2|model_b"]
 JUDGE_VERSIONS = ["v1", "v2"]
 MODELS = ["model_a", "model_b"]
-JUDGE_VERSION_ASSETS = {"judge_records", "exports"}
-MODEL_ASSETS = {"judge_agreement"}
-SAMPLE_ASSETS = {
-    "raw_judgments",
-    "processed_samples",
-    "quarantined_judgments",
-    "synthetic_samples",
-    "trainset",
-    "testset",
-    "balanced_trainset",
-}
-ALL_ASSETS = JUDGE_VERSION_ASSETS | MODEL_ASSETS | SAMPLE_ASSETS
 BACKFILL_TIMEOUT_S = 300  # the backfill daemon ticks every 30 s; each level of the graph waits for one tick
 RUN_TIMEOUT_S = 180
 

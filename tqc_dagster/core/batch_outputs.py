@@ -142,6 +142,11 @@ def _array_text(judge_text: pl.Series) -> pl.Series:
     return found.scatter(others, stripped.gather(others).str.extract(JUDGE_ARRAY_PATTERN, 1)) if len(others) else found
 
 
+def _translation(translation_id: int) -> pl.Expr:
+    """One translation's text, cut out of the prompt by its delimiters."""
+    return pl.col("_prompt").str.extract(translation_block_pattern(translation_id), 1).str.extract(CONTENT, 1).str.strip_chars()
+
+
 def parse_lines(lines: pl.DataFrame, translation_ids: Sequence[int]) -> pl.DataFrame:
     """Judge records of one file's lines: one row per non-blank line, every field all models share.
 
@@ -179,12 +184,11 @@ def parse_lines(lines: pl.DataFrame, translation_ids: Sequence[int]) -> pl.DataF
     )
     array_text = _array_text(fields.get_column("_judge_text"))
     entries = decode_json(array_text, JUDGE_ARRAY_DTYPE)
-    translation = lambda i: pl.col("_prompt").str.extract(translation_block_pattern(i), 1).str.extract(CONTENT, 1).str.strip_chars()  # noqa: E731
     return fields.with_columns(
         entries.alias("judge_entries"),
         pl.col("_prompt").str.extract(TARGET_LANG, 1).alias("target_lang"),
         pl.col("_prompt").str.extract(SOURCE_BLOCK, 1).str.extract(CONTENT, 1).str.strip_chars().alias("source"),
-        pl.concat_list([pl.struct(pl.lit(str(i)).alias("id"), translation(i).alias("text")) for i in translation_ids]).alias("translations"),
+        pl.concat_list([pl.struct(pl.lit(str(i)).alias("id"), _translation(i).alias("text")) for i in translation_ids]).alias("translations"),
         pl.when(pl.col("_unreadable"))
         .then(pl.lit(UNREADABLE_LINE))
         .when(pl.col("_judge_text").is_null())

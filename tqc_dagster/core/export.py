@@ -69,10 +69,17 @@ def sft(prompts_frame: pl.DataFrame) -> pl.DataFrame:
     return prompts_frame.select(pl.concat_list(_message("system", "system"), _message("user", "user"), _message("assistant", "assistant")).alias("messages"))
 
 
+def _turn(who: str, column: str) -> pl.Expr:
+    return pl.struct(pl.lit(who).alias("from"), pl.col(column).alias("value"))
+
+
+def _text_block(column: str) -> pl.Expr:
+    return pl.concat_list(pl.struct(pl.col(column).alias("text")))
+
+
 def sharegpt(prompts_frame: pl.DataFrame) -> pl.DataFrame:
     """LLaMA-Factory's sharegpt layout: `conversations` of human/gpt turns and a `system` column."""
-    turn = lambda who, column: pl.struct(pl.lit(who).alias("from"), pl.col(column).alias("value"))  # noqa: E731
-    return prompts_frame.select(pl.concat_list(turn("human", "user"), turn("gpt", "assistant")).alias("conversations"), "system")
+    return prompts_frame.select(pl.concat_list(_turn("human", "user"), _turn("gpt", "assistant")).alias("conversations"), "system")
 
 
 def sharegpt_dataset_info(name: str, files: dict[str, str]) -> dict:
@@ -97,13 +104,12 @@ def bedrock_forbidden() -> pl.Expr:
 def bedrock(prompts_frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """bedrock-conversation-2024 lines, and how many samples were left out for forbidden substrings."""
     allowed = prompts_frame.filter(~bedrock_forbidden())
-    text_block = lambda column: pl.concat_list(pl.struct(pl.col(column).alias("text")))  # noqa: E731
     lines = allowed.select(
         pl.lit(BEDROCK_SCHEMA_VERSION).alias("schemaVersion"),
-        text_block("system").alias("system"),
+        _text_block("system").alias("system"),
         pl.concat_list(
-            pl.struct(pl.lit("user").alias("role"), text_block("user").alias("content")),
-            pl.struct(pl.lit("assistant").alias("role"), text_block("assistant").alias("content")),
+            pl.struct(pl.lit("user").alias("role"), _text_block("user").alias("content")),
+            pl.struct(pl.lit("assistant").alias("role"), _text_block("assistant").alias("content")),
         ).alias("messages"),
     )
     return lines, prompts_frame.height - allowed.height

@@ -96,25 +96,30 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     return RunOutcome(runs, names)
 
 
-def stored_partitions(config: TqcConfig, asset: str) -> dict[str, pl.DataFrame]:
-    """The stored frames of an asset by partition key (partitions not materialized are left out)."""
+def stored_paths(config: TqcConfig, asset: str) -> dict[str, str]:
+    """The stored files of a judge_version x model asset by partition key (partitions not materialized are left out)."""
     store = store_for(config.storage_root, s3_resource(config))
-    frames = {}
-    for judge_version in config.judge_version_names:
-        for model in config.model_names:
-            path = asset_path(config.storage_root, asset, judge_version, model)
-            if store.exists(path):
-                frames[f"{judge_version}|{model}"] = store.read_parquet(path)
-    return frames
+    paths = {
+        f"{judge_version}|{model}": asset_path(config.storage_root, asset, judge_version, model)
+        for judge_version in config.judge_version_names
+        for model in config.model_names
+    }
+    return {partition: path for partition, path in paths.items() if store.exists(path)}
+
+
+def stored_partitions(config: TqcConfig, asset: str) -> dict[str, pl.DataFrame]:
+    store = store_for(config.storage_root, s3_resource(config))
+    return {partition: store.read_parquet(path) for partition, path in stored_paths(config, asset).items()}
 
 
 def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
-    """Rows of every stored (asset, partition) file."""
+    """Rows of every stored (asset, partition) file, from the parquet footers."""
+    store = store_for(config.storage_root, s3_resource(config))
     rows = [
-        {"asset": asset, "partition": partition, "rows": frame.height}
+        {"asset": asset, "partition": partition, "rows": store.parquet_rows(path)}
         for asset in asset_names
         if asset not in (EXPORTS, RECORDS, AGREEMENT)
-        for partition, frame in stored_partitions(config, asset).items()
+        for partition, path in stored_paths(config, asset).items()
     ]
     return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})
 
@@ -145,7 +150,7 @@ def export_counts(config: TqcConfig) -> pl.DataFrame:
                 for kind in ("sft", "llamafactory", "bedrock"):
                     with store.local_copy(join(folder, kind, f"{split}.jsonl")) as path:
                         counts[kind] = _lines(path)
-                counts["grpo"] = store.read_parquet(join(folder, "grpo", f"{split}.parquet")).height
+                counts["grpo"] = store.parquet_rows(join(folder, "grpo", f"{split}.parquet"))
                 rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts})
     return pl.DataFrame(rows)
 

@@ -84,6 +84,10 @@ class LocalStore:
     def read_parquet(self, uri: str) -> pl.DataFrame:
         return pl.read_parquet(uri)
 
+    def parquet_rows(self, uri: str) -> int:
+        """From the file's footer, without reading its data."""
+        return pl.scan_parquet(uri).select(pl.len()).collect().item()
+
     def write_parquet(self, frame: pl.DataFrame, uri: str) -> None:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
@@ -250,6 +254,10 @@ class S3Store:
     def read_parquet(self, uri: str) -> pl.DataFrame:
         with self.local_copy(uri) as path:
             return pl.read_parquet(path)
+
+    def parquet_rows(self, uri: str) -> int:
+        with self.local_copy(uri) as path:
+            return LocalStore().parquet_rows(path)
 
     def _upload(self, path: str, uri: str) -> None:
         bucket, key = _split(uri)

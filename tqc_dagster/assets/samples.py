@@ -9,6 +9,7 @@ import polars as pl
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
+from tqc_dagster.bedrock.client import ConverseClient
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
@@ -17,7 +18,7 @@ from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
 from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
 from tqc_dagster.core.split import realized_test_share, shared_sources, source_is_test, split_samples
-from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
+from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisBackend, deficits, rows_outside_their_group
 from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
 from tqc_dagster.core.synthesis.bedrock import BedrockBackend
 from tqc_dagster.core.synthesis.rules import RulesBackend
@@ -36,7 +37,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     consensus = config.consensus.policy
     prices = config.bedrock.price
 
-    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource):
+    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, ConverseClient | None]:
+        """The configured backend, and the Bedrock client whose usage it reports (None for rules)."""
         if synthesis.backend == BEDROCK:
             client = bedrock.client(log=context.log.info)
             backend = BedrockBackend(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -43,18 +44,27 @@ def demo_data(out_dir: str | None, records: int, seed: int, if_absent: bool, con
 @click.option("--judge-version", "judge_versions", multiple=True, help="every partition of a judge version, e.g. v2 (repeatable)")
 @click.option("--select", "selection", default=None, help="comma-separated asset names; default: all")
 def run(config_path: str | None, partitions: tuple[str, ...], judge_versions: tuple[str, ...], selection: str | None) -> None:
-    """Materialize the selection for each partition; exit 1 when an asset or a blocking check fails."""
-    from tqc_dagster.runner import materialize_partitions, print_summary
-
+    """Materialize the selection for each partition; exit 1 when an asset or a blocking check fails
+    (and skip what follows it), 130 when stopped by SIGINT or SIGTERM."""
+    from tqc_dagster.runner import RunInterrupted, materialize_partitions
     from tqc_dagster.stores import StorageError
+    from tqc_dagster.summary import print_summary
 
     config = _load(config_path)
+    # SIGTERM stops the command like Ctrl-C: the run in progress is canceled, atomic writes leave nothing half-made.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         requested = [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]
         outcome = materialize_partitions(config, requested, selection, _instance_home(config))
         print_summary(config, outcome)
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
+    except (RunInterrupted, KeyboardInterrupt) as interrupt:
+        click.echo(f"stopped: {interrupt or 'interrupted between runs'}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Worker threads still waiting on the network (Bedrock) must not hold the exit up.
+        os._exit(130)
     if not outcome.success:
         sys.exit(1)
 

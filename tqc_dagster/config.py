@@ -7,12 +7,18 @@ entry, not a code change. Relative paths resolve against the config file's own f
 from __future__ import annotations
 
 import os
+import re
+import string
+import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from tqc_dagster.core.export import TEMPLATE_FIELDS
+from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "tqc.yaml"
@@ -24,22 +30,74 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _text(value: str) -> str:
+    """An id, a name or a path: blank is never meaningful."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _location(value: str) -> str:
+    """A local path or s3://bucket/key: stores.store_for reads any other URL as a local path."""
+    if "://" in value and not re.match(r"s3://[^/]+", value):
+        raise ValueError(f"{value!r}: only local paths and s3://bucket/... are supported")
+    return value
+
+
+def _local_path(value: str) -> str:
+    """The Bedrock response cache is a local folder (bedrock.cache.ResponseCache)."""
+    if "://" in value:
+        raise ValueError(f"{value!r}: must be a local folder")
+    return value
+
+
+def _name_rule(pattern: str, used_as: str):
+    """A config key that becomes part of Dagster names and file names."""
+    compiled = re.compile(pattern)
+
+    def check(key: str) -> str:
+        if not compiled.fullmatch(key):
+            raise ValueError(f"bad name {key!r}: must match {pattern} (it is used as {used_as})")
+        return key
+
+    return check
+
+
+Text = Annotated[str, AfterValidator(_text)]
+Location = Annotated[Text, AfterValidator(_location)]
+LocalPath = Annotated[Text, AfterValidator(_local_path)]
+# Partition keys join judge version and model with `|`; sensors are named batch_outputs_<judge version>
+# and Dagster names allow only [A-Za-z0-9_]; both names are also file names under storage_root.
+JudgeVersionName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", "a partition key, a file name and a sensor name"))]
+ModelName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a partition key and a file name"))]
+# Seeds are hashed as text: a 64-bit range keeps them far from Python's int-to-text digit limit.
+Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
+# botocore's own checks, which otherwise fail only when the first client is made.
+Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
+EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
+Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
 
 class JudgeVersion(_Strict):
-    judge_model: str
-    input: str = Field(description="glob over the judge's batch outputs (.jsonl.out)")
+    judge_model: Text
+    input: Location = Field(description="glob over the judge's batch outputs (.jsonl.out)")
 
 
 class TranslationModel(_Strict):
     translation_id: int = Field(ge=1, description='the <translation id="N"> of this model in the judge prompt')
-    name: str
+    name: Text
 
 
 class LabelThresholds(_Strict):
-    simple: float = 3.0
-    complex: float = 4.0
+    """On the judge's score scale (core.rubric)."""
+
+    simple: Score = 3.0
+    complex: Score = 4.0
 
 
 class Checks(_Strict):
@@ -49,7 +107,7 @@ class Checks(_Strict):
 class Synthesis(_Strict):
     backend: Literal["rules", "bedrock"] = "rules"
     min_samples: int = Field(100, ge=1, description="groups below this many samples are topped up to it")
-    seed: int = 0
+    seed: Seed = 0
     samples_per_request: int = Field(5, ge=1, description="bedrock backend: new samples asked for per request")
     max_requests_per_group: int = Field(20, ge=1, description="bedrock backend: request budget of one group")
 
@@ -57,8 +115,8 @@ class Synthesis(_Strict):
 class S3(_Strict):
     """How to reach S3 for s3:// inputs and storage; credentials come from boto3's default chain."""
 
-    endpoint_url: str | None = Field(None, description="an S3-compatible server; null: AWS_ENDPOINT_URL or AWS")
-    region: str | None = None
+    endpoint_url: EndpointUrl | None = Field(None, description="an S3-compatible server; null: AWS_ENDPOINT_URL or AWS")
+    region: Region | None = None
 
 
 class TokenPrice(_Strict):
@@ -69,16 +127,19 @@ class TokenPrice(_Strict):
 class Bedrock(_Strict):
     """The Bedrock Converse client of the bedrock synthesis backend. Credentials: boto3's default chain only."""
 
-    region: str = "us-west-2"
-    model_id: str = "anthropic.claude-3-5-sonnet-20241022-v2:0"
-    requests_per_minute: float = Field(150, gt=0)
+    region: Region = "us-west-2"
+    model_id: Text = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    # The limiter spaces requests 60 s / quota apart and waits that long: a tiny quota overflows the wait.
+    requests_per_minute: float = Field(150, ge=0.01, le=1e6)
+    max_tokens: int = Field(2048, ge=1, description="maxTokens of each request")
     tokens_per_minute: int = Field(400_000, gt=0)
     max_workers: int = Field(10, ge=1)
-    max_attempts: int = Field(8, ge=1)
-    timeout_s: float = Field(120, gt=0)
-    endpoint_url: str | None = None
-    cache_dir: str | None = Field(None, description="local folder; null: <storage_root>/bedrock_cache (beside the config when storage is on S3)")
-    max_tokens: int = Field(2048, ge=1, description="maxTokens of each request")
+    # The client backs off base * 2**attempt seconds, a float that overflows past ~1000 attempts.
+    max_attempts: int = Field(8, ge=1, le=100)
+    # An hour is already a hung connection; far larger values overflow the socket timeout (OverflowError).
+    timeout_s: float = Field(120, gt=0, le=3600)
+    endpoint_url: EndpointUrl | None = None
+    cache_dir: LocalPath | None = Field(None, description="local folder; null: <storage_root>/bedrock_cache (beside the config when storage is on S3)")
     prices: dict[str, TokenPrice] = Field(
         default_factory=lambda: {
             "anthropic.claude-3-5-sonnet-20241022-v2:0": TokenPrice(input=3.0, output=15.0),
@@ -88,6 +149,15 @@ class Bedrock(_Strict):
         description="USD per million tokens by model id, for cost estimates",
     )
 
+    @field_validator("tokens_per_minute")
+    @classmethod
+    def _one_request_fits(cls, value: int, info: ValidationInfo) -> int:
+        """The limiter reserves each request's input estimate plus max_tokens and refuses one larger than the quota."""
+        max_tokens = info.data.get("max_tokens")
+        if max_tokens is not None and value <= max_tokens:
+            raise ValueError(f"must be above bedrock.max_tokens ({max_tokens}): one request reserves its input tokens plus max_tokens")
+        return value
+
     @property
     def price(self) -> TokenPrice | None:
         return self.prices.get(self.model_id)
@@ -95,12 +165,12 @@ class Bedrock(_Strict):
 
 class Split(_Strict):
     test_ratio: float = Field(0.1, gt=0.0, lt=1.0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Balance(_Strict):
     max_per_category: int | None = Field(None, ge=1, description="cap on negatives per balance group")
-    seed: int = 0
+    seed: Seed = 0
 
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -110,21 +180,44 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+def _template(text: str) -> str:
+    """Checked as core.export.template reads it, so a bad template stops the load, not the exports step."""
+    if not text.strip():
+        raise ValueError("must not be empty: every exported turn needs text")
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+    except ValueError as error:
+        raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
+    for field in fields:
+        if field not in TEMPLATE_FIELDS:
+            raise ValueError(f"unknown field {{{field}}}; known: {sorted(TEMPLATE_FIELDS)}")
+    return text
+
+
+Template = Annotated[str, AfterValidator(_template)]
+
+
 class Export(_Strict):
     """Prompt templates of the fine-tuning exports; fields in braces are filled per sample."""
 
-    system_prompts: dict[Literal["simple", "complex"], str] = Field(
+    system_prompts: dict[Literal["simple", "complex"], Template] = Field(
         default_factory=lambda: {"simple": DEFAULT_SYSTEM_PROMPT, "complex": DEFAULT_SYSTEM_PROMPT},
         description="per target model; fields: {target_lang}, {criteria}",
     )
-    user_template: str = Field(
+    user_template: Template = Field(
         "## Source Text\n{source}\n\n## Translation ({target_lang})\n{translation}",
         description="fields: {source}, {translation}, {target_lang}, {product_category}",
     )
-    assistant_template: str = Field(
+    assistant_template: Template = Field(
         "<think>{thought}</think>, my ratings is {scores}",
         description="fields: {thought}, {scores} (the target model's criteria), {all_scores}",
     )
+
+    @field_validator("system_prompts")
+    @classmethod
+    def _every_target_model(cls, prompts: dict[str, str]) -> dict[str, str]:
+        """The exports ask for the system prompt of each target model; one left out keeps the default."""
+        return {target: prompts.get(target, DEFAULT_SYSTEM_PROMPT) for target in TARGET_MODELS}
 
 
 class Agreement(_Strict):
@@ -141,9 +234,9 @@ class Consensus(_Strict):
 
 
 class TqcConfig(_Strict):
-    storage_root: str = Field(description="a local folder or s3://bucket/prefix")
-    judge_versions: dict[str, JudgeVersion]
-    models: dict[str, TranslationModel]
+    storage_root: Location = Field(description="a local folder or s3://bucket/prefix")
+    judge_versions: dict[JudgeVersionName, JudgeVersion]
+    models: dict[ModelName, TranslationModel]
     labels: LabelThresholds = LabelThresholds()
     checks: Checks = Checks()
     s3: S3 = S3()
@@ -172,9 +265,14 @@ class TqcConfig(_Strict):
     @field_validator("models")
     @classmethod
     def _distinct_ids(cls, value: dict[str, TranslationModel]) -> dict[str, TranslationModel]:
-        ids = [m.translation_id for m in value.values()]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"translation_id values must be distinct, got {ids}")
+        owner: dict[int, str] = {}
+        for name, model in value.items():
+            if model.translation_id in owner:
+                raise ValueError(
+                    f"translation_id values must be distinct: models.{owner[model.translation_id]}.translation_id "
+                    f"and models.{name}.translation_id are both {model.translation_id}"
+                )
+            owner[model.translation_id] = name
         return value
 
     @property
@@ -195,38 +293,67 @@ def _resolve(path: str, base: Path) -> str:
 def _describe(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: invalid config"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
+        loc = item["loc"][:-1] if item["loc"][-1:] == ("[key]",) else item["loc"]  # a bad mapping key: named by itself
+        key = ".".join(str(part) for part in loc)
         message = {"missing": "missing key", "extra_forbidden": "unknown key"}.get(item["type"], item["msg"])
-        lines.append(f"  {key}: {message}")
+        message = message.removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}" if key else f"  {message}")  # no key: a rule across sections
     return "\n".join(lines)
+
+
+def probe_writable(folder: Path) -> None:
+    """Raise OSError unless a file can be made in `folder`, or in its nearest existing ancestor if it is not there yet.
+
+    A real probe (a temporary file, made and removed): `os.access` says yes to root even on a read-only mount.
+    """
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is not a folder")
+    with tempfile.NamedTemporaryFile(dir=existing, prefix=".tqc-probe-"):
+        pass
 
 
 def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     """Read and validate a config file; any problem raises ConfigError naming the key and the file."""
     config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).resolve()
     try:
-        raw = yaml.safe_load(config_path.read_text())
+        text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{config_path}: config file not found") from None
-    except yaml.YAMLError as error:
+    except OSError as error:
+        raise ConfigError(f"{config_path}: cannot read the config file: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{config_path}: not UTF-8 text: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as error:  # ValueError: an integer of over 4300 digits
         raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path}: expected a mapping of config keys at the top level")
+        raise ConfigError(f"{config_path}: expected a mapping of config keys at the top level, got {'an empty file' if raw is None else type(raw).__name__}")
     try:
         config = TqcConfig.model_validate({**raw, "config_path": str(config_path)})
     except ValidationError as error:
         raise ConfigError(_describe(error, config_path)) from None
     base = config_path.parent
     storage_root = _resolve(config.storage_root, base)
-    cache_dir = config.bedrock.cache_dir
     # The response cache is local: on S3 storage it defaults to a folder beside the config.
     default_cache = str(base / "bedrock_cache") if "://" in storage_root else str(Path(storage_root) / "bedrock_cache")
+    cache_dir = _resolve(config.bedrock.cache_dir, base) if config.bedrock.cache_dir else default_cache
+    # Local folders written by a run are probed now; S3 is checked when a run first writes (no network at load).
+    written = {"storage_root": storage_root} if "://" not in storage_root else {}
+    if config.synthesis.backend == "bedrock":
+        written["bedrock.cache_dir"] = cache_dir
+    for key, folder in written.items():
+        try:
+            probe_writable(Path(folder))
+        except OSError as error:
+            raise ConfigError(f"{config_path}: invalid config\n  {key}: cannot write to {folder}: {error}") from None
     return config.model_copy(
         update={
             "storage_root": storage_root,
-            "bedrock": config.bedrock.model_copy(
-                update={"cache_dir": _resolve(cache_dir, base) if cache_dir else default_cache}
-            ),
+            "bedrock": config.bedrock.model_copy(update={"cache_dir": cache_dir}),
             "judge_versions": {
                 name: jv.model_copy(update={"input": _resolve(jv.input, base)})
                 for name, jv in config.judge_versions.items()

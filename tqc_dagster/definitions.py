@@ -7,15 +7,15 @@ from dataclasses import dataclass
 import dagster as dg
 
 from tqc_dagster.assets.agreement import AGREEMENT, build_agreement_assets
+from tqc_dagster.blocking import gating_checks
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
 from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS, build_ingest_assets
 from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
 from tqc_dagster.partitions import judge_version_partitions, model_partitions, sample_partitions
 from tqc_dagster.resources.bedrock import BedrockResource
-from tqc_dagster.resources.storage import ParquetIOManager
+from tqc_dagster.resources.storage import parquet_io_manager
 from tqc_dagster.sensors import build_input_sensors
-from tqc_dagster.stores import s3_resource
 
 AUTOMATION_SENSOR = "follow_upstream"
 
@@ -53,7 +53,6 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_agreement_assets(config, model_partitions(config)),
     ]
     present = {key.to_user_string() for asset in assets for key in asset.keys}
-    s3 = s3_resource(config)
     return dg.Definitions(
         assets=assets,
         # Runs launched from the UI or by sensors run every step in one process, as `tqc run` does:
@@ -74,8 +73,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
             ),
         ],
         resources={
-            "io_manager": ParquetIOManager(storage_root=config.storage_root, s3=s3),
-            "s3": s3,
+            "io_manager": parquet_io_manager(config.storage_root, config.s3, gating_checks(assets)),
             "bedrock": BedrockResource.from_config(config.bedrock),
         },
     )

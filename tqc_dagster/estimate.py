@@ -18,7 +18,7 @@ from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits
 from tqc_dagster.core.synthesis.bedrock import SAMPLE_KEYS, SYSTEM_PROMPT, group_examples, group_request, judged_groups
 from tqc_dagster.resources.storage import asset_path
-from tqc_dagster.stores import s3_resource, store_for
+from tqc_dagster.stores import store_for
 
 
 def _request_tokens(group: pl.DataFrame, key: tuple, per_request: int, seed: int) -> tuple[int, int]:
@@ -59,7 +59,7 @@ def estimate(config: TqcConfig, partitions: list[tuple[str, str]]) -> pl.DataFra
     rows = []
     for judge_version, model in partitions:
         path = asset_path(config.storage_root, PROCESSED, judge_version, model)
-        store = store_for(path, s3_resource(config))
+        store = store_for(path, config.s3)
         if not store.exists(path):
             raise ConfigError(
                 f"{PROCESSED} of {judge_version}|{model} is not materialized ({path}); run "

@@ -63,5 +63,13 @@ def both_models_of_a_judge_version() -> dg.PartitionMapping:
 
 
 # Every asset downstream of judge_records follows its inputs: once they are updated (and none is
-# missing or in progress) the automation sensor materializes it. `tqc run` does the same explicitly.
-FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+# missing or in progress) and every blocking check of its inputs passed, the automation sensor
+# materializes it. `tqc run` does the same explicitly (blocking.py). all_deps_blocking_checks_passed
+# is true when any one mapped partition of a dep passed, so a fan-in (judge_agreement reads every
+# judge version) also needs "no mapped partition of any dep failed a blocking check".
+ANY_DEP_FAILED_A_BLOCKING_CHECK = dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+)
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed() & ~ANY_DEP_FAILED_A_BLOCKING_CHECK
+).with_label("eager, once upstream blocking checks passed")

@@ -1,4 +1,10 @@
-"""Materializing the graph from the command line, on a persistent instance, and summarizing what it made."""
+"""Materializing the graph from the command line: stage by stage, one run per partition, on a persistent instance.
+
+Blocking holds across the runs: a partition whose step or blocking check failed feeds nothing
+downstream. Before each run the runner asks `blocking.blocked_parents` whether an input partition
+failed here or did not pass its blocking checks; if so the run is skipped, with the reason, and
+its own assets count as blocked for the stages after it. Other partitions go on.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +14,51 @@ from pathlib import Path
 
 import click
 import dagster as dg
-import polars as pl
+from dagster._core.events import RunFailureReason
+from dagster._core.utils import make_new_run_id
 
-from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
-from tqc_dagster.assets.agreement import AGREEMENT
-from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
+from tqc_dagster.assets.ingest import RECORDS
+from tqc_dagster.blocking import Block, blocked_parents, gating_checks
 from tqc_dagster.config import ConfigError, TqcConfig
-from tqc_dagster.core.rubric import TARGET_MODELS
-from tqc_dagster.definitions import STAGES, build_definitions
+from tqc_dagster.definitions import STAGES, Stage, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
-from tqc_dagster.resources.storage import asset_path
-from tqc_dagster.stores import SUCCESS_MARKER, input_files, join, s3_resource, store_for
+from tqc_dagster.run_monitoring import release_dead_runs
+from tqc_dagster.stores import input_files
+
+# The console shows no Dagster events (errors come with stack traces); the summary explains every failure, the run logs keep the detail.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+OK, WARNED, FAILED, SKIPPED = "ok", "warned", "FAILED", "skipped"
 
 
-# Dagster's console logger prints every event at DEBUG; the summary below says what matters.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM arrived during a run; the run was marked canceled and nothing after it started."""
 
 
 @dataclass
-class PartitionRun:
+class StageRun:
+    """One stage for one partition: ok, warned (a warning check failed), FAILED or skipped, and why."""
+
+    stage: str
     partition: str
-    run_id: str
-    success: bool
-    failed_checks: list[str] = field(default_factory=list)
+    status: str
+    run_id: str | None = None
+    problems: list[Block] = field(default_factory=list)  # FAILED: what failed; skipped: the blocked inputs
+    warnings: list[Block] = field(default_factory=list)
 
 
 @dataclass
 class RunOutcome:
-    runs: list[PartitionRun]
+    runs: list[StageRun]
     asset_names: list[str]
 
     @property
     def success(self) -> bool:
-        return all(run.success and not run.failed_checks for run in self.runs)
+        return all(run.status in (OK, WARNED) for run in self.runs)
+
+    @property
+    def run_ids(self) -> set[str]:
+        return {run.run_id for run in self.runs if run.run_id}
 
 
 def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.MultiPartitionKey]:
@@ -54,130 +72,91 @@ def selected_partitions(config: TqcConfig, requested: list[str]) -> list[dg.Mult
     return [key for key in everything if str(key) in requested]
 
 
+def _failure_message(event: dg.DagsterEvent) -> str:
+    """The user-facing reason of a step failure: a dg.Failure's description, else the innermost error's message."""
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage, assets: list[str], key) -> StageRun:
+    partition = str(key)
+    run_id = make_new_run_id()
+    result = defs.resolve_job_def(stage.job).execute_in_process(
+        partition_key=key,
+        instance=instance,
+        asset_selection=[dg.AssetKey(name) for name in assets],
+        raise_on_error=False,
+        run_config=QUIET_CONSOLE,
+        run_id=run_id,
+    )
+    failure = result.get_run_failure_event() if not result.success else None
+    if failure is not None and failure.event_specific_data.failure_reason == RunFailureReason.UNEXPECTED_TERMINATION:
+        instance.report_run_canceled(instance.get_run_by_id(run_id), "Canceled: tqc run received SIGINT or SIGTERM.")
+        raise RunInterrupted(f"{stage.job} {partition}: run {run_id} canceled")
+    checks = [
+        (evaluation.severity, Block(evaluation.asset_key.to_user_string(), partition, evaluation.check_name, evaluation.description or "see the check's metadata in the UI"))
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    warnings = [block for severity, block in checks if severity == dg.AssetCheckSeverity.WARN]
+    if result.success:
+        return StageRun(stage.job, partition, WARNED if warnings else OK, run_id, warnings=warnings)
+    problems = [block for severity, block in checks if severity == dg.AssetCheckSeverity.ERROR]
+    if not problems:
+        step_failures = result.get_step_failure_events()
+        message = _failure_message(step_failures[0]) if step_failures else "the run failed"
+        problems = [Block(asset, partition, "step", message) for asset in assets]
+    return StageRun(stage.job, partition, FAILED, run_id, problems, warnings)
+
+
+def _stage_partitions(config: TqcConfig, keys: list[dg.MultiPartitionKey]) -> dict[str, list]:
+    chosen = {split_key(key) for key in keys}
+    return {
+        "judge_version": sorted({judge_version for judge_version, _ in chosen}),
+        "sample": keys,
+        # Agreement compares two judge versions: only for models whose partitions of both are in this run.
+        "model": sorted({model for _, model in chosen if all((judge, model) in chosen for judge in config.agreement.judges)}),
+    }
+
+
 def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
-    """The selected assets, stage by stage (see STAGES), one in-process run per partition, on the instance at `home`."""
+    """The selected assets, stage by stage (see STAGES), one in-process run per partition, on the instance at `home`.
+
+    Raises RunInterrupted on SIGINT / SIGTERM (the run in progress is marked canceled).
+    """
     os.environ["DAGSTER_HOME"] = str(home)
     defs = build_definitions(config)
-    all_names = sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
+    graph = defs.resolve_asset_graph()
+    all_names = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
     names = [name.strip() for name in selection.split(",") if name.strip()] if selection else all_names
     unknown = sorted(set(names) - set(all_names))
     if unknown:
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
-    keys = selected_partitions(config, requested)
-    chosen_keys = {split_key(key) for key in keys}
-    partitions = {
-        "judge_version": sorted({judge_version for judge_version, _ in chosen_keys}),
-        "sample": keys,
-        # Agreement compares two judge versions: only for models whose partitions of both are in this run.
-        "model": sorted({model for _, model in chosen_keys if all((judge, model) in chosen_keys for judge in config.agreement.judges)}),
-    }
+    partitions = _stage_partitions(config, selected_partitions(config, requested))
     if RECORDS in names:
         for judge_version in partitions["judge_version"]:
             input_files(config, judge_version)
+    blocking = gating_checks(graph.assets_defs)
+    failed_here: dict[tuple[str, str], Block] = {}  # (asset, partition) -> why it feeds nothing downstream
     runs = []
     with dg.DagsterInstance.get() as instance:
+        for run_id in release_dead_runs(instance):
+            click.echo(f"run {run_id}: its process is gone (killed or crashed); marked failed, its pool slots freed")
         for stage in STAGES:
             chosen = [name for name in stage.assets if name in names]
             for key in partitions[stage.partitions] if chosen else []:
-                click.echo(f"materializing {', '.join(chosen)} for {key} ...")
-                result = defs.resolve_job_def(stage.job).execute_in_process(
-                    partition_key=key,
-                    instance=instance,
-                    asset_selection=[dg.AssetKey(name) for name in chosen],
-                    raise_on_error=False,
-                    run_config=QUIET_CONSOLE,
-                )
-                failed = [
-                    f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                    for evaluation in result.get_asset_check_evaluations()
-                    if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-                ]
-                runs.append(PartitionRun(f"{stage.job} {key}", result.run_id, result.success, failed))
+                partition = str(key)
+                blocked = blocked_parents(instance, graph, chosen, partition, failed_here, blocking)
+                if blocked:
+                    runs.append(StageRun(stage.job, partition, SKIPPED, problems=blocked))
+                else:
+                    click.echo(f"materializing {', '.join(chosen)} for {partition} ...")
+                    runs.append(_execute(defs, instance, stage, chosen, key))
+                if runs[-1].status in (FAILED, SKIPPED):
+                    failed_here.update({(asset, partition): runs[-1].problems[0] for asset in chosen})
     return RunOutcome(runs, names)
-
-
-def stored_paths(config: TqcConfig, asset: str) -> dict[str, str]:
-    """The stored files of a judge_version x model asset by partition key (partitions not materialized are left out)."""
-    store = store_for(config.storage_root, s3_resource(config))
-    paths = {
-        f"{judge_version}|{model}": asset_path(config.storage_root, asset, judge_version, model)
-        for judge_version in config.judge_version_names
-        for model in config.model_names
-    }
-    return {partition: path for partition, path in paths.items() if store.exists(path)}
-
-
-def stored_partitions(config: TqcConfig, asset: str) -> dict[str, pl.DataFrame]:
-    store = store_for(config.storage_root, s3_resource(config))
-    return {partition: store.read_parquet(path) for partition, path in stored_paths(config, asset).items()}
-
-
-def stored_rows(config: TqcConfig, asset_names: list[str]) -> pl.DataFrame:
-    """Rows of every stored (asset, partition) file, from the parquet footers."""
-    store = store_for(config.storage_root, s3_resource(config))
-    rows = [
-        {"asset": asset, "partition": partition, "rows": store.parquet_rows(path)}
-        for asset in asset_names
-        if asset not in (EXPORTS, RECORDS, AGREEMENT)
-        for partition, path in stored_paths(config, asset).items()
-    ]
-    return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.Int64})
-
-
-def quarantine_by_reason(config: TqcConfig) -> pl.DataFrame:
-    frames = stored_partitions(config, QUARANTINED)
-    if not frames:
-        return pl.DataFrame()
-    return (
-        pl.concat([frame.with_columns(pl.lit(partition).alias("partition")) for partition, frame in frames.items()])
-        .pivot(on="partition", index="reason", values="record_id", aggregate_function="len", sort_columns=True)
-        .fill_null(0)
-        .sort("reason")
-    )
-
-
-def export_counts(config: TqcConfig) -> pl.DataFrame:
-    """Lines per export file kind and split, per judge version and target model (finished exports only)."""
-    store = store_for(config.storage_root, s3_resource(config))
-    rows = []
-    for judge_version in config.judge_version_names:
-        for target_model in TARGET_MODELS:
-            folder = export_folder(config.storage_root, judge_version, target_model)
-            if not store.exists(join(folder, SUCCESS_MARKER)):
-                continue
-            for split in SPLITS:
-                counts = {}
-                for kind in ("sft", "llamafactory", "bedrock"):
-                    with store.local_copy(join(folder, kind, f"{split}.jsonl")) as path:
-                        counts[kind] = _lines(path)
-                counts["grpo"] = store.parquet_rows(join(folder, "grpo", f"{split}.parquet"))
-                rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts})
-    return pl.DataFrame(rows)
-
-
-def _lines(path: str) -> int:
-    with open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-
-
-def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
-    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
-        click.echo("\nruns:")
-        for run in outcome.runs:
-            status = "ok" if run.success and not run.failed_checks else "FAILED"
-            checks = f" (failed checks: {', '.join(run.failed_checks)})" if run.failed_checks else ""
-            click.echo(f"  {run.partition:<24} {status}{checks}  run {run.run_id}")
-        rows = stored_rows(config, outcome.asset_names)
-        if rows.height:
-            click.echo("\nrows per asset and partition:")
-            click.echo(rows.pivot(on="partition", index="asset", values="rows", sort_columns=True))
-        reasons = quarantine_by_reason(config)
-        if reasons.height:
-            click.echo("\nquarantined (record, model) pairs by reason:")
-            click.echo(reasons)
-        exported = export_counts(config)
-        if exported.height:
-            click.echo("\nexport lines per judge version, target model and split:")
-            click.echo(exported)
-        click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
-        click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, README.md)")

@@ -14,7 +14,6 @@ import hashlib
 import json
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.manifests import MANIFEST_NAME
@@ -52,9 +51,9 @@ def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.Se
         minimum_interval_seconds=TICK_SECONDS,
         description=f"Requests judge_records of {judge_version} when a finished .jsonl.out under {pattern} is new, rewritten or gone.",
     )
-    def batch_outputs_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
+    def batch_outputs_sensor(context: dg.SensorEvaluationContext):
         cursor = {"seen": {}, "requested": {}, "requests": 0, **(json.loads(context.cursor) if context.cursor else {})}
-        store = store_for(pattern, s3)
+        store = store_for(pattern, config.s3)
         try:
             current = store.glob_states(pattern)
             manifests = store.glob(join(parent(pattern), MANIFEST_NAME))

@@ -43,15 +43,24 @@ class LoggedRequest:
     status: int
 
 
+HOLD_LIMIT_S = 300  # a held request is answered after this at the latest, so nothing waits forever
+
+
 @dataclass
 class FakeBedrock:
+    """`hold=True` keeps every request waiting until `release` is set (for kill and interrupt tests);
+    `arrived` is set when the first request comes in."""
+
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     log: list[LoggedRequest] = field(default_factory=list)
+    hold: bool = False
 
     def __post_init__(self):
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
+        self.arrived = threading.Event()
+        self.release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,11 +77,14 @@ class FakeBedrock:
                 with fake._lock:
                     fake.log.append(LoggedRequest(arrived, unquote(match["model"]) if match else "", hashlib.sha256(body).hexdigest(), status))
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client is gone (killed or interrupted)
+                    pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -87,6 +99,7 @@ class FakeBedrock:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -96,6 +109,9 @@ class FakeBedrock:
             return self._random.random(), self._random.random(), self._random.random(), self._random.random(), self._random.uniform(low, high)
 
     def respond(self, model_id: str, body: bytes) -> tuple[int, dict, dict]:
+        self.arrived.set()
+        if self.hold:
+            self.release.wait(timeout=HOLD_LIMIT_S)
         throttle, server_error, malformed, wrong_bucket, latency = self._draw()
         time.sleep(latency)
         if self.faults.validation_error:

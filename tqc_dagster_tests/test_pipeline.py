@@ -136,7 +136,7 @@ def test_a_failed_blocking_check_fails_the_command(demo_dir, tmp_path, isolated_
     config_path = write_config(tmp_path / "strict", demo_dir, checks={"max_quarantine_rate": 0.0})
     result = tqc("run", "--config", str(config_path), "--partition", "v1|model_a", "--select", "judge_records,raw_judgments,processed_samples,quarantined_judgments")
     assert result.exit_code == 1
-    assert "quarantined_judgments:quarantine_rate" in result.output
+    assert "processed_samples:quarantine_rate" in result.output
 
 
 def test_unknown_partition_or_asset_is_a_clear_error(demo_dir, tmp_path, isolated_env):
@@ -160,7 +160,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "processed_samples:schema",
         "processed_samples:accounting",
         "quarantined_judgments:schema",
-        "quarantined_judgments:quarantine_rate",
+        "processed_samples:quarantine_rate",
         "synthetic_samples:schema",
         "synthetic_samples:rows_match_their_group",
         "trainset:schema",

@@ -100,7 +100,6 @@ class Sensors:
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors.get(judge_version),
-            resources={"s3": self.defs.resources["s3"]},
             definitions=self.defs,
         )
         result = sensor.evaluate_tick(context)

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import tqc_dagster
-from tqc_dagster.stores import SUCCESS_MARKER, LocalStore, S3Store, StorageError
+from tqc_dagster.s3_store import S3Store
+from tqc_dagster.stores import SUCCESS_MARKER, LocalStore, StorageError
 from tqc_dagster_tests.s3_server import s3_server  # noqa: F401  (module-scoped fixture)
 
 PACKAGE_ROOT = str(Path(tqc_dagster.__file__).resolve().parents[1])
@@ -236,7 +237,7 @@ frame = pl.DataFrame({"x": np.random.default_rng(0).integers(0, 2**62, 30_000_00
 
 S3_UPLOAD_KILLED = BIG_FRAME + """
 import threading
-from tqc_dagster.stores import S3Store
+from tqc_dagster.s3_store import S3Store
 url, *uris = sys.argv[1:]
 
 def hold(uri):

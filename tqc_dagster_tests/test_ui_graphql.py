@@ -15,11 +15,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tqc_dagster.assets.agreement import AGREEMENT
 from tqc_dagster.assets.ingest import PROCESSED, RECORDS
+from tqc_dagster.assets.samples import SYNTHETIC_SAMPLES as SYNTHETIC
 from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
 from tqc_dagster.definitions import STAGES, build_definitions
@@ -415,21 +418,19 @@ query($id: ID!) {
 """
 
 
-def test_single_multi_partition_run_launched_as_the_ui_does(server, repository, asset_nodes, v2_backfill):
-    """The Materialize dialog with one partition picked: the partition's tags and config, then launchPipelineExecution.
-
-    Runs after the backfill (it depends on v2_backfill only for ordering: one thing at a time on 2 cores).
-    """
-    job = stage_job(PROCESSED)
+def launch_as_the_ui_does(server: DagsterServer, repository: dict, asset_nodes: dict, job: str, partition_key: str) -> dict:
+    """The Materialize dialog with one partition picked: the partition's tags and config, then launchPipelineExecution;
+    returns the finished run."""
     assets = sorted(name for name, node in asset_nodes.items() if job in node["jobNames"])
     assert assets == sorted(next(stage.assets for stage in STAGES if stage.job == job))
     partition = server.graphql(
         PARTITION_TAGS_AND_CONFIG,
-        {**repository, "jobName": job, "partitionName": "v1|model_b", "assetKeys": [{"path": [a]} for a in assets]},
+        {**repository, "jobName": job, "partitionName": partition_key, "assetKeys": [{"path": [a]} for a in assets]},
     )["pipelineOrError"]["partition"]
     tags = {t["key"]: t["value"] for t in partition["tagsOrError"]["results"]}
-    assert tags["dagster/partition"] == "v1|model_b"
-    assert tags["dagster/partition/judge_version"] == "v1" and tags["dagster/partition/model"] == "model_b"
+    judge_version, model = partition_key.split("|")
+    assert tags["dagster/partition"] == partition_key
+    assert tags["dagster/partition/judge_version"] == judge_version and tags["dagster/partition/model"] == model
     checks = [{"assetKey": {"path": [a]}, "name": c["name"]} for a in assets for c in asset_nodes[a]["assetChecksOrError"]["checks"]]
     launched = server.graphql(
         LAUNCH_RUN,
@@ -443,25 +444,51 @@ def test_single_multi_partition_run_launched_as_the_ui_does(server, repository, 
         },
     )["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    run = wait_for(
-        lambda: server.graphql(RUN, {"id": run_id})["runOrError"],
+    return wait_for(
+        lambda: server.graphql(RUN, {"id": launched["run"]["runId"]})["runOrError"],
         lambda r: r["status"] in ("SUCCESS", "FAILURE", "CANCELED"),
         RUN_TIMEOUT_S,
         server,
     )
+
+
+def test_single_multi_partition_run_launched_as_the_ui_does(server, repository, asset_nodes, v2_backfill):
+    """Runs after the backfill (it depends on v2_backfill only for ordering: one thing at a time on 2 cores)."""
+    job = stage_job(PROCESSED)
+    run = launch_as_the_ui_does(server, repository, asset_nodes, job, "v1|model_b")
+    run_id = run["runId"]
     assert run["status"] == "SUCCESS", run
     assert run["jobName"] == job
     run_tag_values = run_tags(run)
     assert run_tag_values["dagster/partition"] == "v1|model_b"
     assert run_tag_values["dagster/partition/judge_version"] == "v1" and run_tag_values["dagster/partition/model"] == "model_b"
-    for asset in assets:
+    for asset in sorted(next(stage.assets for stage in STAGES if stage.job == job)):
         event = latest_materializations(server, asset, ["v1|model_b"])[0]
         assert event and event["runId"] == run_id, asset
     accounting = check_executions(server, PROCESSED, "accounting", "v1|model_b")[0]
     assert accounting["runId"] == run_id and accounting["status"] == "SUCCEEDED"
     # The root asset was not part of this run: judge_records v1 stays as `tqc run` made it.
     assert latest_materializations(server, RECORDS, ["v1"])[0]["runId"] != run_id
+
+
+def test_a_run_launched_in_the_ui_does_not_consume_a_partition_whose_blocking_check_failed(server, repository, asset_nodes, config_path, v2_backfill):
+    """`tqc run` with a quarantine threshold v1|model_a cannot meet, on the server's instance; then the UI launches
+    synthesis for that partition: the run fails on loading its input, naming the check, and stores nothing."""
+    strict = config_path.parent / "tqc-strict.yaml"
+    strict.write_text(yaml.safe_dump({**yaml.safe_load(config_path.read_text()), "checks": {"max_quarantine_rate": 0.0}}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.delenv("TQC_CONFIG", raising=False)
+        result = tqc("run", "--config", str(strict), "--partition", "v1|model_a", "--select", "raw_judgments,processed_samples,quarantined_judgments")
+    assert result.exit_code == 1 and "processed_samples:quarantine_rate" in result.output, result.output
+    synthesized = latest_materializations(server, SYNTHETIC, ["v1|model_a"])[0]
+
+    run = launch_as_the_ui_does(server, repository, asset_nodes, stage_job(SYNTHETIC), "v1|model_a")
+    assert run["status"] == "FAILURE", run
+    assert latest_materializations(server, SYNTHETIC, ["v1|model_a"])[0] == synthesized
+    with dg.DagsterInstance.from_config(str(config_path.parent / "dagster_home")) as instance:
+        (failure,) = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.STEP_FAILURE)
+    assert "processed_samples v1|model_a failed its check quarantine_rate" in failure.dagster_event.step_failure_data.user_failure_data.description
 
 
 def test_definitions_load_as_the_webserver_loads_them(defs):

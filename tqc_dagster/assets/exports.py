@@ -5,7 +5,6 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import markdown
@@ -79,6 +78,39 @@ def verify_export(folder: Path, written: dict) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64}, orient="row")
 
 
+class ExportRejected(Exception):
+    """The staged export failed verification, so it was not published."""
+
+
+def export_check_results(files: pl.DataFrame, leaked: pl.DataFrame) -> list[dg.AssetCheckResult]:
+    """The export checks, computed on the staged files before anything is published."""
+    problems = int(files["problems"].sum())
+    mismatched = files.filter(pl.col("lines") != pl.col("expected"))
+    return [
+        dg.AssetCheckResult(
+            check_name="no_source_on_both_sides",
+            passed=leaked.height == 0,
+            description=None if leaked.height == 0 else f"{leaked.height} normalized source titles are in train and test of this judge "
+            "version (see examples): the split is not leak-free; a bug in the split, or a changed split seed between partitions.",
+            metadata={"shared_sources": leaked.height, "examples": markdown(leaked)},
+        ),
+        dg.AssetCheckResult(
+            check_name="lines_follow_format",
+            passed=problems == 0,
+            description=None if problems == 0 else f"{problems} export lines break their format (see the files table of the failed run): "
+            "a template or writer bug.",
+            metadata={"problems": problems, "files": markdown(files, 40)},
+        ),
+        dg.AssetCheckResult(
+            check_name="counts_match_sources",
+            passed=mismatched.height == 0,
+            description=None if mismatched.height == 0 else f"{mismatched.height} export files do not hold exactly the samples of "
+            "their source frame (see mismatched_files): lines were lost or duplicated while writing.",
+            metadata={"mismatched_files": markdown(mismatched)},
+        ),
+    ]
+
+
 def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     both_models = both_models_of_a_judge_version()
 
@@ -90,7 +122,8 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         partitions_def=partitions,
         ins={name: dg.AssetIn(partition_mapping=both_models) for name in (BALANCED, TESTSET, TRAINSET)},
         description="Fine-tuning files per target model (simple, complex) of one judge version, both translation "
-        "models together: sft/, llamafactory/, bedrock/, grpo/ and a dataset card. Train from balanced_trainset, test from testset.",
+        "models together: sft/, llamafactory/, bedrock/, grpo/ and a dataset card. Train from balanced_trainset, test from testset. "
+        "Staged, verified and only then published, both target models at once; a failed verification publishes nothing.",
         check_specs=[
             check_spec(
                 "no_source_on_both_sides",
@@ -102,37 +135,44 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             check_spec("counts_match_sources", EXPORTS, "Each export file holds exactly the samples of the frame it came from (Bedrock: minus the lines left out and counted).", partitions),
         ],
     )
-    def exports(context: dg.AssetExecutionContext, s3: S3Resource, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
+    def exports(context: dg.AssetExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
         judge_version = context.partition_key
-        store = store_for(config.storage_root, s3)
-        verification = []
-        for target_model in TARGET_MODELS:
-            splits = {
-                "train": balanced_trainset.filter(pl.col("target_model") == target_model).sort("sample_id"),
-                "test": testset.filter(pl.col("target_model") == target_model).sort("sample_id"),
-            }
-            checked: list[pl.DataFrame] = []
-
-            def write(staging: Path, splits=splits, target_model=target_model, checked=checked) -> None:
-                """Write, then read every file back before it is published."""
-                written = write_export(staging, judge_version, target_model, splits, config)
-                checked.append(verify_export(staging, written))
-
-            store.publish_folder(export_folder(config.storage_root, judge_version, target_model), write)
-            verification.append(checked[0].with_columns(pl.lit(target_model).alias("target_model")))
-        files = pl.concat(verification).select("target_model", "file", "lines", "expected", "problems")
         leaked = shared_sources(trainset, testset)
+        staged: list[pl.DataFrame] = []  # the files table of the staged export, filled by write()
+
+        def write(staging: Path) -> None:
+            """Write every target model's folder, read every file back, and refuse to publish on any problem."""
+            for target_model in TARGET_MODELS:
+                splits = {
+                    "train": balanced_trainset.filter(pl.col("target_model") == target_model).sort("sample_id"),
+                    "test": testset.filter(pl.col("target_model") == target_model).sort("sample_id"),
+                }
+                folder = staging / target_model
+                folder.mkdir()
+                written = write_export(folder, judge_version, target_model, splits, config)
+                staged.append(verify_export(folder, written).with_columns(pl.lit(target_model).alias("target_model")))
+            staged[:] = [pl.concat(staged).select("target_model", "file", "lines", "expected", "problems")]
+            if not all(result.passed for result in export_check_results(staged[0], leaked)):
+                raise ExportRejected
+
+        folder = join(config.storage_root, EXPORTS, judge_version)
+        try:
+            store_for(config.storage_root, config.s3).publish_folder(folder, write, markers=TARGET_MODELS)
+        except ExportRejected:
+            yield from export_check_results(staged[0], leaked)
+            raise dg.Failure(
+                description=f"The exports of {judge_version} failed verification and were not published; {folder} keeps "
+                "the previous verified export, if any. The failed checks say what is wrong.",
+                allow_retries=False,
+            ) from None
         yield dg.MaterializeResult(
             metadata={
-                "folder": dg.MetadataValue.path(join(config.storage_root, EXPORTS, judge_version)),
-                "files": markdown(files, 40),
+                "folder": dg.MetadataValue.path(folder),
+                "files": markdown(staged[0], 40),
                 "train_samples": balanced_trainset.height,
                 "test_samples": testset.height,
             }
         )
-        yield dg.AssetCheckResult(check_name="no_source_on_both_sides", passed=leaked.height == 0, metadata={"shared_sources": leaked.height, "examples": markdown(leaked)})
-        yield dg.AssetCheckResult(check_name="lines_follow_format", passed=int(files["problems"].sum()) == 0, metadata={"problems": int(files["problems"].sum())})
-        mismatched = files.filter(pl.col("lines") != pl.col("expected"))
-        yield dg.AssetCheckResult(check_name="counts_match_sources", passed=mismatched.height == 0, metadata={"mismatched_files": markdown(mismatched)})
+        yield from export_check_results(staged[0], leaked)
 
     return [exports]

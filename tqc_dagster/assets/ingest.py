@@ -3,7 +3,6 @@
 
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, markdown, sample_metadata
@@ -57,10 +56,10 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         ],
         metadata=column_schema(JudgeRecords),
     )
-    def judge_records(context: dg.AssetExecutionContext, s3: S3Resource):
+    def judge_records(context: dg.AssetExecutionContext):
         judge_version = context.partition_key
-        files = input_files(config, judge_version, s3)
-        store = store_for(files[0], s3)
+        files = input_files(config, judge_version)
+        store = store_for(files[0], config.s3)
         read = read_records(files, translation_ids, store.local_copy)
         records = read.records
         manifests = manifest_comparison(records, read_manifests(store, files))
@@ -140,9 +139,10 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
             ),
             check_spec(
                 "quarantine_rate",
-                QUARANTINED,
+                PROCESSED,
                 f"At most {max_rate:.0%} of (record, model) pairs are quarantined "
-                "(checks.max_quarantine_rate); more means the input or the parser is broken.",
+                "(checks.max_quarantine_rate); more means the input or the parser is broken, so these samples "
+                "feed nothing downstream.",
                 partitions,
             ),
         ],
@@ -183,7 +183,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
             },
         )
         yield dg.AssetCheckResult(
-            asset_key=QUARANTINED,
+            asset_key=PROCESSED,
             check_name="quarantine_rate",
             passed=accounting.quarantine_rate <= max_rate,
             description=None

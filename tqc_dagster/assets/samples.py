@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
@@ -9,7 +10,6 @@ import polars as pl
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets import OWNERS
 from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
-from tqc_dagster.bedrock.client import ConverseClient
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
@@ -25,6 +25,9 @@ from tqc_dagster.core.synthesis.rules import RulesBackend
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.schemas import Samples
 
+if TYPE_CHECKING:
+    from tqc_dagster.bedrock.client import ConverseClient
+
 SYNTHETIC_SAMPLES = "synthetic_samples"
 TRAINSET = "trainset"
 TESTSET = "testset"
@@ -37,7 +40,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     consensus = config.consensus.policy
     prices = config.bedrock.price
 
-    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, ConverseClient | None]:
+    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, "ConverseClient | None"]:
         """The configured backend, and the Bedrock client whose usage it reports (None for rules)."""
         if synthesis.backend == BEDROCK:
             client = bedrock.client(log=context.log.info)
@@ -99,6 +102,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             asset_key=SYNTHETIC_SAMPLES,
             check_name="rows_match_their_group",
             passed=mismatched.height == 0,
+            description=None if mismatched.height == 0 else f"{mismatched.height} synthetic rows do not fall in the group they were "
+            "made for (see examples): the synthesis backend mislabels; do not train on this partition until it is fixed.",
             metadata={"mismatched_rows": mismatched.height, "examples": markdown(mismatched.select("sample_id", *GROUP_KEYS, "scores"))},
         )
 
@@ -172,12 +177,20 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         yield schema_check(Samples, result.train, TRAINSET)
         yield schema_check(Samples, result.test, TESTSET)
         synthetic_in_test = result.test.filter(pl.col("origin") == SYNTHETIC).height
-        yield dg.AssetCheckResult(asset_key=TESTSET, check_name="no_synthetic_rows", passed=synthetic_in_test == 0, metadata={"synthetic_rows": synthetic_in_test})
+        yield dg.AssetCheckResult(
+            asset_key=TESTSET,
+            check_name="no_synthetic_rows",
+            passed=synthetic_in_test == 0,
+            description=None if synthetic_in_test == 0 else f"{synthetic_in_test} synthetic rows in the test set: a bug in the split.",
+            metadata={"synthetic_rows": synthetic_in_test},
+        )
         overlap = shared_sources(result.train, result.test)
         yield dg.AssetCheckResult(
             asset_key=TESTSET,
             check_name="no_source_on_both_sides",
             passed=overlap.height == 0,
+            description=None if overlap.height == 0 else f"{overlap.height} normalized source titles are on both sides (see examples): "
+            "the split leaks; a bug in the split.",
             metadata={"shared_sources": overlap.height, "examples": markdown(overlap)},
         )
 
@@ -218,6 +231,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             asset_key=BALANCED,
             check_name="balanced_within_tolerance",
             passed=unbalanced.height == 0,
+            description=None if unbalanced.height == 0 else f"{unbalanced.height} balance groups hold more of one label than the other "
+            "although positives were left (see unbalanced_groups): a bug in balancing.",
             metadata={"unbalanced_groups": markdown(unbalanced, 20)},
         )
 

@@ -214,8 +214,13 @@ class ConverseClient:
                         last_report = time.monotonic()
                         self._log(self.progress(done, len(requests)))
 
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bedrock") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bedrock")
+        try:
             return list(pool.map(call, requests))
+        finally:
+            # On an interrupt (SIGINT / SIGTERM) or a rejection, requests not yet started are dropped
+            # instead of being sent while the step winds down.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def progress(self, done: int, total: int) -> str:
         u = self.usage

@@ -18,6 +18,8 @@ BEDROCK_FORBIDDEN = ["User:", "Bot:", "Assistant:", "System:", "<image>", "<vide
 
 CRITERIA_OF = {SIMPLE: list(SIMPLE_CRITERIA), COMPLEX: [COMPLEX_CRITERION]}
 SAMPLE_FIELDS = ("source", "translation", "target_lang", "product_category", "thought")
+# Every field a template may name: the sample's own, and three made per target model (see prompts).
+TEMPLATE_FIELDS = frozenset(SAMPLE_FIELDS) | {"criteria", "scores", "all_scores"}
 
 
 class TemplateError(ValueError):

@@ -1,11 +1,16 @@
 """BedrockResource: the Converse client of the bedrock synthesis backend, configured from tqc.yaml."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from tqc_dagster.bedrock.client import ConverseClient
 from tqc_dagster.config import Bedrock
+
+if TYPE_CHECKING:
+    from tqc_dagster.bedrock.client import ConverseClient
 
 
 class BedrockResource(dg.ConfigurableResource):
@@ -27,6 +32,9 @@ class BedrockResource(dg.ConfigurableResource):
         return cls(**settings.model_dump(exclude={"prices"}))
 
     def client(self, log: Callable[[str], None] | None = None) -> ConverseClient:
+        """A Converse client (boto3 is imported, and a client made, only here: the rules backend never touches AWS)."""
+        from tqc_dagster.bedrock.client import ConverseClient
+
         return ConverseClient(
             region=self.region,
             model_id=self.model_id,

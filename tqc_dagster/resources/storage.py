@@ -5,11 +5,15 @@ The root is a local folder or `s3://bucket/prefix`; the same layout either way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
+from tqc_dagster.blocking import assert_loadable
+from tqc_dagster.config import S3
 from tqc_dagster.partitions import split_key
+from tqc_dagster.run_monitoring import this_process_tags
 from tqc_dagster.stores import join, store_for
 
 
@@ -24,11 +28,17 @@ class MissingPartitionError(FileNotFoundError):
     """An upstream partition has not been materialized yet."""
 
 
-class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores each (judge_version, model) partition of an asset as one parquet file, written atomically."""
+class ParquetIOManager(dg.IOManager):
+    """Stores each (judge_version, model) partition of an asset as one parquet file, written atomically.
 
-    storage_root: str
-    s3: S3Resource
+    It loads an upstream partition only when that partition's blocking checks passed (blocking.py):
+    whatever launched the run, nothing downstream is computed from data that failed its gate.
+    """
+
+    def __init__(self, storage_root: str, s3: S3, blocking_checks: Mapping[str, Sequence[dg.AssetCheckKey]]):
+        self.storage_root = storage_root
+        self.s3 = s3
+        self.blocking_checks = blocking_checks
 
     @property
     def store(self):
@@ -44,15 +54,35 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        """One partition, or all the mapped upstream partitions concatenated (e.g. both models of a judge version)."""
+        """One partition, or all the mapped upstream partitions concatenated (e.g. both models of a judge version).
+
+        Raises dg.Failure when a blocking check of one of them did not pass, and MissingPartitionError when one
+        was never materialized.
+        """
+        asset = context.asset_key.to_user_string()
+        keys = sorted(context.asset_partition_keys)
+        assert_loadable(context.instance, keys, self.blocking_checks.get(asset, ()))
         store = self.store
         frames = []
-        for key in sorted(context.asset_partition_keys):
+        for key in keys:
             path = self._path(context, key)
             if not store.exists(path):
                 raise MissingPartitionError(
-                    f"{context.asset_key.to_user_string()} partition {key} is not materialized yet ({path}); "
+                    f"{asset} partition {key} is not materialized yet ({path}); "
                     f"materialize it first, e.g. tqc run --partition '{key}'"
                 )
             frames.append(store.read_parquet(path))
         return pl.concat(frames)
+
+
+def parquet_io_manager(storage_root: str, s3: S3, blocking_checks: Mapping[str, Sequence[dg.AssetCheckKey]]) -> dg.IOManagerDefinition:
+    """The project's IO manager. Every step uses it, so its start also records the run's process in the
+    run's tags (run_monitoring.py), which is how a run whose process died is found later."""
+
+    @dg.io_manager(description="Parquet files under the storage root, written atomically; blocked partitions are not loaded.")
+    def parquet(init_context: dg.InitResourceContext) -> ParquetIOManager:
+        if init_context.instance is not None and init_context.run is not None:
+            init_context.instance.add_run_tags(init_context.run.run_id, this_process_tags())
+        return ParquetIOManager(storage_root, s3, blocking_checks)
+
+    return parquet

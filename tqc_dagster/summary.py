@@ -1,0 +1,142 @@
+"""The summary `tqc run` prints: each stage run's outcome and why, then what is stored, with results that this
+invocation did not make marked stale."""
+
+from __future__ import annotations
+
+import click
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.agreement import AGREEMENT
+from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
+from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.core.rubric import TARGET_MODELS
+from tqc_dagster.resources.storage import asset_path
+from tqc_dagster.runner import RunOutcome
+from tqc_dagster.stores import SUCCESS_MARKER, join, store_for
+
+STALE = "*"
+
+
+def stored_paths(config: TqcConfig, asset: str) -> dict[str, str]:
+    """The stored files of a judge_version x model asset by partition key (partitions not materialized are left out)."""
+    store = store_for(config.storage_root, config.s3)
+    paths = {
+        f"{judge_version}|{model}": asset_path(config.storage_root, asset, judge_version, model)
+        for judge_version in config.judge_version_names
+        for model in config.model_names
+    }
+    return {partition: path for partition, path in paths.items() if store.exists(path)}
+
+
+def latest_run_id(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
+    """The run of the asset partition's latest materialization."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return records[0].run_id if records else None
+
+
+def stored_rows(config: TqcConfig, asset_names: list[str], fresh: set[tuple[str, str]]) -> pl.DataFrame:
+    """Rows of every stored (asset, partition) file from the parquet footers; a cell this invocation did not write ends in `*`."""
+    store = store_for(config.storage_root, config.s3)
+    rows = [
+        {"asset": asset, "partition": partition, "rows": f"{store.parquet_rows(path)}{'' if (asset, partition) in fresh else STALE}"}
+        for asset in asset_names
+        if asset not in (EXPORTS, RECORDS, AGREEMENT)
+        for partition, path in stored_paths(config, asset).items()
+    ]
+    return pl.DataFrame(rows, schema={"asset": pl.String, "partition": pl.String, "rows": pl.String})
+
+
+def quarantine_by_reason(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:
+    store = store_for(config.storage_root, config.s3)
+    frames = [
+        store.read_parquet(path).with_columns(pl.lit(partition + ("" if (QUARANTINED, partition) in fresh else STALE)).alias("partition"))
+        for partition, path in stored_paths(config, QUARANTINED).items()
+    ]
+    if not frames:
+        return pl.DataFrame()
+    return (
+        pl.concat(frames)
+        .pivot(on="partition", index="reason", values="record_id", aggregate_function="len", sort_columns=True)
+        .fill_null(0)
+        .sort("reason")
+    )
+
+
+def export_counts(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:
+    """Lines per export file kind and split, per judge version and target model (finished exports only)."""
+    store = store_for(config.storage_root, config.s3)
+    rows = []
+    for judge_version in config.judge_version_names:
+        for target_model in TARGET_MODELS:
+            folder = export_folder(config.storage_root, judge_version, target_model)
+            if not store.exists(join(folder, SUCCESS_MARKER)):
+                continue
+            for split in SPLITS:
+                counts = {}
+                for kind in ("sft", "llamafactory", "bedrock"):
+                    with store.local_copy(join(folder, kind, f"{split}.jsonl")) as path:
+                        counts[kind] = _lines(path)
+                counts["grpo"] = store.parquet_rows(join(folder, "grpo", f"{split}.parquet"))
+                published = "this run" if (EXPORTS, judge_version) in fresh else f"earlier{STALE}"
+                rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts, "published": published})
+    return pl.DataFrame(rows)
+
+
+def _lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def _fresh(config: TqcConfig, outcome: RunOutcome) -> set[tuple[str, str]]:
+    """(asset, partition) pairs whose latest materialization was made by this invocation."""
+    partitions = {
+        *(f"{jv}|{model}" for jv in config.judge_version_names for model in config.model_names),
+        *config.judge_version_names,
+    }
+    with dg.DagsterInstance.get() as instance:
+        return {
+            (asset, partition)
+            for asset in outcome.asset_names
+            for partition in partitions
+            if latest_run_id(instance, asset, partition) in outcome.run_ids
+        }
+
+
+def print_runs(outcome: RunOutcome) -> None:
+    click.echo("\nruns:")
+    for run in outcome.runs:
+        label = f"{run.stage} {run.partition}"
+        if run.status == "FAILED" and any(block.check != "step" for block in run.problems):
+            names = ", ".join(f"{block.asset}:{block.check}" for block in run.problems)
+            click.echo(f"  {label:<28} FAILED (failed checks: {names})  run {run.run_id}")
+        elif run.status == "skipped":
+            click.echo(f"  {label:<28} skipped: {'; '.join(block.headline for block in run.problems)}")
+            continue  # the explanation stands under the run that failed
+        else:
+            click.echo(f"  {label:<28} {run.status}  run {run.run_id}")
+        for block in run.problems + run.warnings:
+            click.echo(f"      {'warning: ' if block in run.warnings else ''}{block}")
+
+
+def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
+    print_runs(outcome)
+    fresh = _fresh(config, outcome)
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
+        rows = stored_rows(config, outcome.asset_names, fresh)
+        if rows.height:
+            click.echo("\nrows per asset and partition:")
+            click.echo(rows.pivot(on="partition", index="asset", values="rows", sort_columns=True))
+        reasons = quarantine_by_reason(config, fresh)
+        if reasons.height:
+            click.echo("\nquarantined (record, model) pairs by reason:")
+            click.echo(reasons)
+        exported = export_counts(config, fresh)
+        if exported.height:
+            click.echo("\nexport lines per judge version, target model and split:")
+            click.echo(exported)
+        if STALE in str(rows) + str(reasons) + str(exported):
+            click.echo(f"\n{STALE} stale: stored by an earlier run, not made by this one (skipped, failed or not selected).")
+        click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
+        click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, README.md)")

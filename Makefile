@@ -3,17 +3,23 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: install run test dev demo-data clean
 
 install: $(VENV)/.installed
 
+# Bytecode is made at install: these machines set PYTHONDONTWRITEBYTECODE=1, so bytecode not made then is
+# never made, and every process compiles ~800 modules again (importing the definitions: 8-14 s instead of ~2 s).
+# uv's --compile-bytecode compiles only what that call installs; compileall catches up a venv made before
+# (a no-op check of ~10 s when everything is compiled already).
 $(VENV)/.installed: pyproject.toml setup.py requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib tqc_dagster > /dev/null
 	touch $@
 
 demo-data: install
@@ -26,8 +32,8 @@ test: install
 	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-dev: demo-data
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+dev: demo-data  # make dev PORT=3001
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) data/lake

@@ -4,9 +4,9 @@ Dagster enforces a blocking check only inside the run that evaluates it, and it 
 asset's output before the check fails (see design.md, "Blocking checks block only inside one
 run"). So the stored partition stays readable to every later run: the next stage of `tqc run`,
 a job launched from the UI, a backfill. This module is the one rule all of them consult: the
-latest execution of every blocking check of the partition, from the instance's event log,
-must have passed. A check that failed, or whose run ended (failed, killed, canceled) before it
-was evaluated, blocks.
+latest settled execution of every blocking check of the partition, from the instance's event
+log, must have passed. A check that failed, or whose run ended (failed, killed, canceled) before
+it was evaluated, blocks; one still in progress defers to the execution before it.
 
 - The IO manager refuses to load a blocked upstream partition (`assert_loadable`), which covers
   every run whatever launched it.
@@ -44,38 +44,51 @@ class Block:
         return f"{self.headline}: {self.explanation}"
 
 
-def gating_checks(assets: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.AssetCheckKey]]:
-    """{asset name: the blocking checks that gate it}: every blocking check of the step that makes it.
+def gating_checks(definitions: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.AssetCheckKey]]:
+    """{asset name: the blocking checks that gate it}: every blocking check of each check step that targets it.
 
-    Step-wide, as in Dagster's own run: a failed blocking check fails its step, so nothing that
-    step made (e.g. both outputs of a multi-asset) feeds downstream.
+    Step-wide, as in Dagster's own run: a failed blocking check fails its step, and what follows any
+    asset that step checks waits for it (e.g. trainset and testset, checked together).
     """
-    gates: dict[str, list[dg.AssetCheckKey]] = {}
-    for asset in assets:
-        checks = sorted((dg.AssetCheckKey(spec.asset_key, spec.name) for spec in asset.check_specs if spec.blocking), key=str)
-        for key in asset.keys:
-            if checks:
-                gates[key.to_user_string()] = checks
-    return gates
+    gates: dict[str, set[dg.AssetCheckKey]] = {}
+    for definition in definitions:
+        specs = list(definition.check_specs)
+        blocking = {dg.AssetCheckKey(spec.asset_key, spec.name) for spec in specs if spec.blocking}
+        targets = set(definition.keys) | {spec.asset_key for spec in specs}  # what the step makes, and what it checks
+        for key in targets if blocking else ():
+            gates.setdefault(key.to_user_string(), set()).update(blocking)
+    return {asset: sorted(checks, key=str) for asset, checks in gates.items()}
+
+
+HISTORY = 10  # executions looked at per check, newest first, to get past those still in progress
+
+
+def _verdict(instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str) -> str | None:
+    """Why the check's latest settled execution on the partition blocks, or None when it passed (or never settled).
+
+    An execution still in progress (its run queued or going, e.g. a backfill re-running a check while
+    the next runs start) is passed over for the one before it; one whose run ended without evaluating
+    it (failed, killed, canceled) blocks.
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY, partition_filter=PartitionKeyFilter(key=partition))
+    for record in history:
+        if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+            return None
+        if record.status == AssetCheckExecutionRecordStatus.FAILED:
+            return record.event.dagster_event.event_specific_data.description or "see the check's metadata in the UI"
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and run.is_finished and run.status != dg.DagsterRunStatus.SUCCESS:
+            return f"not evaluated: run {record.run_id} ended {run.status.value.lower()} before the check ran"
+    return None
 
 
 def failed_blocking_checks(instance: dg.DagsterInstance, partition: str, checks: Sequence[dg.AssetCheckKey]) -> list[Block]:
-    """The checks (blocking ones, for one partition) whose latest execution did not pass.
+    """The checks (blocking ones, for one partition) whose latest settled execution did not pass.
 
     A partition that was never checked (no execution recorded) is not blocked.
     """
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks), partition_filter=PartitionKeyFilter(key=partition))
-    blocks = []
-    for key, record in sorted(latest.items(), key=lambda item: str(item[0])):
-        if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
-            continue
-        if record.status == AssetCheckExecutionRecordStatus.FAILED:
-            explanation = record.event.dagster_event.event_specific_data.description or "see the check's metadata in the UI"
-        else:  # PLANNED: its run is still going, or ended before the check was evaluated
-            run = instance.get_run_by_id(record.run_id)
-            explanation = f"not evaluated: run {record.run_id} is {run.status.value.lower() if run else 'deleted'}"
-        blocks.append(Block(key.asset_key.to_user_string(), partition, key.name, explanation))
-    return blocks
+    verdicts = {key: _verdict(instance, key, partition) for key in sorted(checks, key=str)}
+    return [Block(key.asset_key.to_user_string(), partition, key.name, why) for key, why in verdicts.items() if why is not None]
 
 
 def assert_loadable(instance: dg.DagsterInstance, partitions: Sequence[str], checks: Sequence[dg.AssetCheckKey]) -> None:

@@ -54,8 +54,7 @@ def run(config_path: str | None, partitions: tuple[str, ...], judge_versions: tu
     # SIGTERM stops the command like Ctrl-C: the run in progress is canceled, atomic writes leave nothing half-made.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        requested = [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]
-        outcome = materialize_partitions(config, requested, selection, _instance_home(config))
+        outcome = materialize_partitions(config, _requested(config, partitions, judge_versions), selection, _instance_home(config))
         print_summary(config, outcome)
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
@@ -66,6 +65,33 @@ def run(config_path: str | None, partitions: tuple[str, ...], judge_versions: tu
         # Worker threads still waiting on the network (Bedrock) must not hold the exit up.
         os._exit(130)
     if not outcome.success:
+        sys.exit(1)
+
+
+@main.command("check")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
+@click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
+@click.option("--judge-version", "judge_versions", multiple=True, help="every partition of a judge version, e.g. v2 (repeatable)")
+def check(config_path: str | None, partitions: tuple[str, ...], judge_versions: tuple[str, ...]) -> None:
+    """Run every asset check on what is stored, materializing nothing; print each failed check's explanation.
+    Exit 1 when a blocking check fails (or its data is missing), 0 otherwise: a gate for CI."""
+    from tqc_dagster.runner import RunInterrupted, check_stored
+    from tqc_dagster.stores import StorageError
+    from tqc_dagster.summary import print_runs
+
+    config = _load(config_path)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        outcome = check_stored(config, _requested(config, partitions, judge_versions), _instance_home(config))
+    except (ConfigError, StorageError) as error:
+        raise click.ClickException(str(error)) from None
+    except (RunInterrupted, KeyboardInterrupt) as interrupt:
+        raise click.ClickException(f"stopped: {interrupt or 'interrupted'}") from None
+    print_runs(outcome)
+    failed = [run for run in outcome.runs if run.status == "FAILED"]
+    failures = "" if not failed else ": " + ", ".join(f"{run.stage} {run.partition}" for run in failed)
+    click.echo(f"\nchecked {len(outcome.runs)} stage partitions; {len(failed)} failed{failures}")
+    if failed:
         sys.exit(1)
 
 
@@ -102,6 +128,11 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
         + ("" if bedrock.price is None else f", ${totals['cost_usd'][0]:,.2f}")
         + ". Rejected samples add requests (up to synthesis.max_requests_per_group per group)."
     )
+
+
+def _requested(config: TqcConfig, partitions: tuple[str, ...], judge_versions: tuple[str, ...]) -> list[str]:
+    """--partition keys plus every partition of each --judge-version."""
+    return [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]
 
 
 def _load(config_path: str | None) -> TqcConfig:

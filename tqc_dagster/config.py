@@ -1,4 +1,5 @@
-"""The project config: one YAML file (`tqc.yaml`, or the file `TQC_CONFIG` names), read once.
+"""The project config: one YAML file (`--config`, else the file `TQC_CONFIG` names, else `tqc.yaml` in the
+current folder), read when the definitions or a command need it, never at import.
 
 Judge versions and the translation-id -> model map are data here, so adding `v3` is a config
 entry, not a code change. Relative paths resolve against the config file's own folder.
@@ -10,7 +11,6 @@ import os
 import re
 import string
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,8 +21,22 @@ from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "tqc.yaml"
 CONFIG_ENV_VAR = "TQC_CONFIG"
+# The config used when none is named and TQC_CONFIG is unset: tqc.yaml in the current folder, the folder a
+# user runs `tqc` or `dagster dev` from (never the package's own folder, which is site-packages once installed).
+DEFAULT_CONFIG_NAME = "tqc.yaml"
+
+
+def default_config_path() -> Path:
+    """The config file used when none is named: the one TQC_CONFIG names, else tqc.yaml in the current folder."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or Path.cwd() / DEFAULT_CONFIG_NAME)
+
+
+def __getattr__(name: str) -> Path:
+    # DEFAULT_CONFIG_PATH: tqc.yaml in the current folder, looked up when asked for (the folder may change after import).
+    if name == "DEFAULT_CONFIG_PATH":
+        return Path.cwd() / DEFAULT_CONFIG_NAME
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(ValueError):
@@ -315,13 +329,22 @@ def probe_writable(folder: Path) -> None:
         pass
 
 
+def _how_chosen(path: str | os.PathLike | None) -> str:
+    """For a missing file: why this file was looked for, when the user did not name it."""
+    if path:
+        return ""
+    if os.environ.get(CONFIG_ENV_VAR):
+        return f" (named by {CONFIG_ENV_VAR})"
+    return f" (no config named and {CONFIG_ENV_VAR} unset, so {DEFAULT_CONFIG_NAME} in the current folder; name one with --config or {CONFIG_ENV_VAR})"
+
+
 def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
-    """Read and validate a config file; any problem raises ConfigError naming the key and the file."""
-    config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).resolve()
+    """Read and validate a config file (None: `default_config_path()`); any problem raises ConfigError naming the key and the file."""
+    config_path = Path(path or default_config_path()).resolve()
     try:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{config_path}: config file not found") from None
+        raise ConfigError(f"{config_path}: config file not found{_how_chosen(path)}") from None
     except OSError as error:
         raise ConfigError(f"{config_path}: cannot read the config file: {error}") from None
     except UnicodeDecodeError as error:
@@ -362,8 +385,8 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     )
 
 
-@lru_cache(maxsize=1)
 def project_config() -> TqcConfig:
-    """The config the Dagster definitions are built from (read once per process)."""
+    """The config the code location's definitions are built from: `load_config()` with no path, read on each call
+    (the definitions are built lazily, once per code-location load, so a reload sees an edited file)."""
     return load_config()
 

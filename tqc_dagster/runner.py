@@ -9,18 +9,23 @@ its own assets count as blocked for the stages after it. Other partitions go on.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import dagster as dg
 from dagster._core.events import RunFailureReason
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._core.storage.tags import PARTITION_NAME_TAG, REPOSITORY_LABEL_TAG
 from dagster._core.utils import make_new_run_id
 
-from tqc_dagster.assets.ingest import RECORDS
+from tqc_dagster.assets.ingest import PROCESSED, RECORDS
 from tqc_dagster.blocking import Block, blocked_parents, gating_checks
 from tqc_dagster.config import ConfigError, TqcConfig
-from tqc_dagster.definitions import STAGES, Stage, build_definitions
+from tqc_dagster.definitions import STAGES, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.run_monitoring import release_dead_runs
 from tqc_dagster.stores import input_files
@@ -29,6 +34,11 @@ from tqc_dagster.stores import input_files
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 OK, WARNED, FAILED, SKIPPED = "ok", "warned", "FAILED", "skipped"
+
+# The code location of workspace.yaml (location_name) and its one repository: the UI lists a job's runs by this
+# tag, so `tqc run`'s in-process runs show under their jobs and in the Overview timeline like runs launched there.
+CODE_LOCATION = "tqc_dagster"
+CODE_LOCATION_TAGS = {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
 
 
 class RunInterrupted(Exception):
@@ -45,6 +55,7 @@ class StageRun:
     run_id: str | None = None
     problems: list[Block] = field(default_factory=list)  # FAILED: what failed; skipped: the blocked inputs
     warnings: list[Block] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -80,48 +91,73 @@ def _failure_message(event: dg.DagsterEvent) -> str:
     error = data.error
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    return error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
 
 
-def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage, assets: list[str], key) -> StageRun:
+def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, key, assets: list[str] | None) -> StageRun:
+    """One in-process run of `job` for partition `key`: of `assets`, or (None) of the job's checks alone."""
     partition = str(key)
     run_id = make_new_run_id()
-    result = defs.resolve_job_def(stage.job).execute_in_process(
-        partition_key=key,
-        instance=instance,
-        asset_selection=[dg.AssetKey(name) for name in assets],
-        raise_on_error=False,
-        run_config=QUIET_CONSOLE,
-        run_id=run_id,
-    )
+    started = time.monotonic()
+    # A checks-only job has no asset to take a partition from: the partition goes in as the run's tag.
+    where = {"partition_key": key, "asset_selection": [dg.AssetKey(name) for name in assets]} if assets else {}
+    tags = CODE_LOCATION_TAGS if assets else {**CODE_LOCATION_TAGS, PARTITION_NAME_TAG: partition}
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE, run_id=run_id, tags=tags, **where)
     failure = result.get_run_failure_event() if not result.success else None
     if failure is not None and failure.event_specific_data.failure_reason == RunFailureReason.UNEXPECTED_TERMINATION:
-        instance.report_run_canceled(instance.get_run_by_id(run_id), "Canceled: tqc run received SIGINT or SIGTERM.")
-        raise RunInterrupted(f"{stage.job} {partition}: run {run_id} canceled")
+        instance.report_run_canceled(instance.get_run_by_id(run_id), "Canceled: tqc received SIGINT or SIGTERM.")
+        raise RunInterrupted(f"{job} {partition}: run {run_id} canceled")
     checks = [
         (evaluation.severity, Block(evaluation.asset_key.to_user_string(), partition, evaluation.check_name, evaluation.description or "see the check's metadata in the UI"))
         for evaluation in result.get_asset_check_evaluations()
         if not evaluation.passed
     ]
     warnings = [block for severity, block in checks if severity == dg.AssetCheckSeverity.WARN]
+    seconds = time.monotonic() - started
     if result.success:
-        return StageRun(stage.job, partition, WARNED if warnings else OK, run_id, warnings=warnings)
+        return StageRun(job, partition, WARNED if warnings else OK, run_id, warnings=warnings, seconds=seconds)
     problems = [block for severity, block in checks if severity == dg.AssetCheckSeverity.ERROR]
     if not problems:
         step_failures = result.get_step_failure_events()
         message = _failure_message(step_failures[0]) if step_failures else "the run failed"
-        problems = [Block(asset, partition, "step", message) for asset in assets]
-    return StageRun(stage.job, partition, FAILED, run_id, problems, warnings)
+        problems = [Block(asset, partition, "step", message) for asset in assets or [job]]
+    return StageRun(job, partition, FAILED, run_id, problems, warnings, seconds)
 
 
-def _stage_partitions(config: TqcConfig, keys: list[dg.MultiPartitionKey]) -> dict[str, list]:
+def _stage_partitions(config: TqcConfig, keys: list[dg.MultiPartitionKey], stored: Callable[[str], bool]) -> dict[str, list]:
+    """The partitions each kind of stage runs for. Agreement runs for every model whose samples of a compared judge
+    version are in this run (as the UI backfill of a judge version refreshes it), once the other judge's samples
+    are in the run too or stored (`stored(partition)`)."""
     chosen = {split_key(key) for key in keys}
+    judges = config.agreement.judges
     return {
         "judge_version": sorted({judge_version for judge_version, _ in chosen}),
         "sample": keys,
-        # Agreement compares two judge versions: only for models whose partitions of both are in this run.
-        "model": sorted({model for _, model in chosen if all((judge, model) in chosen for judge in config.agreement.judges)}),
+        "model": sorted(
+            {
+                model
+                for judge_version, model in chosen
+                if judge_version in judges and all((judge, model) in chosen or stored(f"{judge}|{model}") for judge in judges)
+            }
+        ),
     }
+
+
+def latest_run_id(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
+    """The run of the asset partition's latest materialization (None: never materialized)."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return records[0].run_id if records else None
+
+
+def _busy(instance: dg.DagsterInstance, assets: list[str], partition: str) -> list[Block]:
+    """Runs in progress elsewhere (the UI, the automation sensor, another tqc) that materialize these asset partitions."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES, tags={PARTITION_NAME_TAG: partition}))
+    return [
+        Block(asset, partition, "busy", f"run {run.run_id} ({run.job_name}) is materializing it now; run this again once it has finished")
+        for run in runs
+        for asset in assets
+        if run.asset_selection is None or dg.AssetKey(asset) in run.asset_selection
+    ][:1]
 
 
 def materialize_partitions(config: TqcConfig, requested: list[str], selection: str | None, home: Path) -> RunOutcome:
@@ -137,26 +173,45 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     unknown = sorted(set(names) - set(all_names))
     if unknown:
         raise ConfigError(f"unknown asset(s) {unknown} in --select; known: {all_names}")
-    partitions = _stage_partitions(config, selected_partitions(config, requested))
+    keys = selected_partitions(config, requested)
     if RECORDS in names:
-        for judge_version in partitions["judge_version"]:
+        for judge_version in sorted({split_key(key)[0] for key in keys}):
             input_files(config, judge_version)
-    blocking = gating_checks(graph.assets_defs)
+    blocking = gating_checks([*defs.assets, *defs.asset_checks])
     failed_here: dict[tuple[str, str], Block] = {}  # (asset, partition) -> why it feeds nothing downstream
     runs = []
     with dg.DagsterInstance.get() as instance:
         for run_id in release_dead_runs(instance):
             click.echo(f"run {run_id}: its process is gone (killed or crashed); marked failed, its pool slots freed")
+        partitions = _stage_partitions(config, keys, lambda partition: latest_run_id(instance, PROCESSED, partition) is not None)
         for stage in STAGES:
             chosen = [name for name in stage.assets if name in names]
             for key in partitions[stage.partitions] if chosen else []:
                 partition = str(key)
-                blocked = blocked_parents(instance, graph, chosen, partition, failed_here, blocking)
+                blocked = blocked_parents(instance, graph, chosen, partition, failed_here, blocking) or _busy(instance, chosen, partition)
                 if blocked:
                     runs.append(StageRun(stage.job, partition, SKIPPED, problems=blocked))
                 else:
-                    click.echo(f"materializing {', '.join(chosen)} for {partition} ...")
-                    runs.append(_execute(defs, instance, stage, chosen, key))
+                    click.echo(f"materializing {', '.join(chosen)} for {partition} ...", nl=False)
+                    runs.append(_execute(defs, instance, stage.job, key, chosen))
+                    click.echo(f" {runs[-1].status} ({runs[-1].seconds:.1f} s)")
                 if runs[-1].status in (FAILED, SKIPPED):
                     failed_here.update({(asset, partition): runs[-1].problems[0] for asset in chosen})
     return RunOutcome(runs, names)
+
+
+def check_stored(config: TqcConfig, requested: list[str], home: Path) -> RunOutcome:
+    """Every stage's checks on what is stored, per partition (nothing is materialized): one in-process run of
+    the stage's check job each, on the instance at `home`, so the results show in the UI like any other."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    defs = build_definitions(config)
+    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        partitions = _stage_partitions(config, selected_partitions(config, requested), lambda partition: latest_run_id(instance, PROCESSED, partition) is not None)
+        for stage in STAGES:
+            for key in partitions[stage.partitions] if stage.check_job in jobs else []:
+                click.echo(f"checking {', '.join(stage.assets)} for {key} ...", nl=False)
+                runs.append(_execute(defs, instance, stage.check_job, key, None))
+                click.echo(f" {runs[-1].status} ({runs[-1].seconds:.1f} s)")
+    return RunOutcome(runs, [])

@@ -143,6 +143,18 @@ class S3Store:
         finally:
             os.remove(path)
 
+    @contextmanager
+    def local_folder(self, uri: str) -> Iterator[str]:
+        """Every object under the prefix, downloaded into a temporary folder (removed afterwards)."""
+        bucket, prefix = _split(uri.rstrip("/") + "/")
+        with tempfile.TemporaryDirectory(prefix="tqc-") as folder, self._errors(uri):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    path = Path(folder, item["Key"][len(prefix) :])
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self.client.download_file(bucket, item["Key"], str(path))
+            yield folder
+
     def read_text(self, uri: str) -> str:
         bucket, key = _split(uri)
         with self._errors(uri):

@@ -73,6 +73,10 @@ class LocalStore:
     def local_copy(self, uri: str) -> Iterator[str]:
         yield uri
 
+    @contextmanager
+    def local_folder(self, uri: str) -> Iterator[str]:
+        yield uri
+
     def read_text(self, uri: str) -> str:
         return Path(uri).read_text()
 

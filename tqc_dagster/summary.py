@@ -8,12 +8,13 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.agreement import AGREEMENT
-from tqc_dagster.assets.exports import EXPORTS, SPLITS, export_folder
+from tqc_dagster.assets.exports import EXPORTS, export_folder
+from tqc_dagster.core.export_folder import SPLITS
 from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.resources.storage import asset_path
-from tqc_dagster.runner import RunOutcome
+from tqc_dagster.runner import RunOutcome, latest_run_id
 from tqc_dagster.stores import SUCCESS_MARKER, join, store_for
 
 STALE = "*"
@@ -28,12 +29,6 @@ def stored_paths(config: TqcConfig, asset: str) -> dict[str, str]:
         for model in config.model_names
     }
     return {partition: path for partition, path in paths.items() if store.exists(path)}
-
-
-def latest_run_id(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
-    """The run of the asset partition's latest materialization."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
-    return records[0].run_id if records else None
 
 
 def stored_rows(config: TqcConfig, asset_names: list[str], fresh: set[tuple[str, str]]) -> pl.DataFrame:
@@ -110,12 +105,12 @@ def print_runs(outcome: RunOutcome) -> None:
         label = f"{run.stage} {run.partition}"
         if run.status == "FAILED" and any(block.check != "step" for block in run.problems):
             names = ", ".join(f"{block.asset}:{block.check}" for block in run.problems)
-            click.echo(f"  {label:<28} FAILED (failed checks: {names})  run {run.run_id}")
+            click.echo(f"  {label:<28} FAILED (failed checks: {names})  {run.seconds:.1f} s  run {run.run_id}")
         elif run.status == "skipped":
             click.echo(f"  {label:<28} skipped: {'; '.join(block.headline for block in run.problems)}")
             continue  # the explanation stands under the run that failed
         else:
-            click.echo(f"  {label:<28} {run.status}  run {run.run_id}")
+            click.echo(f"  {label:<28} {run.status}  {run.seconds:.1f} s  run {run.run_id}")
         for block in run.problems + run.warnings:
             click.echo(f"      {'warning: ' if block in run.warnings else ''}{block}")
 
@@ -136,7 +131,38 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
         if exported.height:
             click.echo("\nexport lines per judge version, target model and split:")
             click.echo(exported)
+        kappas = agreement_at_a_glance(config, fresh)
+        if kappas.height:
+            click.echo("\njudge agreement (weighted kappa per criterion; below agreement.min_kappa is weak):")
+            click.echo(kappas)
         if STALE in str(rows) + str(reasons) + str(exported):
             click.echo(f"\n{STALE} stale: stored by an earlier run, not made by this one (skipped, failed or not selected).")
         click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
         click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, README.md)")
+    print_next_steps(config, outcome)
+
+
+def agreement_at_a_glance(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:
+    """Weighted kappa per criterion (rows) and model (columns), from the judge_agreement partitions this run made."""
+    store = store_for(config.storage_root, config.s3)
+    frames = [
+        store.read_parquet(path).select("criterion", pl.col("weighted_kappa").round(3).alias(model))
+        for model in config.model_names
+        if (AGREEMENT, model) in fresh and store.exists(path := join(config.storage_root, AGREEMENT, f"{model}.parquet"))
+    ]
+    if not frames:
+        return pl.DataFrame()
+    joined = frames[0]
+    for frame in frames[1:]:
+        joined = joined.join(frame, on="criterion", how="full", coalesce=True)
+    return joined
+
+
+def print_next_steps(config: TqcConfig, outcome: RunOutcome) -> None:
+    click.echo("\nnext:")
+    failed = [run for run in outcome.runs if run.status == "FAILED"]
+    for run in failed:
+        click.echo(f"  - fix what {run.stage} {run.partition} names above, then: tqc run --config {config.config_path} --partition '{run.partition}'")
+    click.echo("  - look at every asset, check and run in the UI: make dev (or .venv/bin/dagster dev -w workspace.yaml), http://127.0.0.1:3000")
+    if not failed:
+        click.echo(f"  - train from {join(config.storage_root, EXPORTS)}/<judge_version>/<target_model>/ (README.md there is the dataset card)")

@@ -2,8 +2,12 @@
 
 `RecordingFakeBedrock` is the fake Converse endpoint plus a second, richer log: per request its
 arrival time, its cache key (the same `request_key` the client computes, rebuilt from the body
-boto3 sent), its status, the tokens the fake billed and what kind of answer it got. A `script`
-can replace the answer of chosen requests (e.g. a lower-case `throttlingException`).
+boto3 sent), its status, the tokens the fake billed, what kind of answer it got and the client's
+User-Agent. A `script` can replace the answer of chosen requests (e.g. a lower-case
+`throttlingException`), or hold them (it runs in the handler thread).
+
+`VirtualTime` is simulated time for real threads: a limiter, the client's backoff sleeps and the
+fake's arrival stamps on it (`virtual_client`) make quota verdicts exact however loaded the machine.
 
 `sliding_max` counts events in the fullest half-open window [t, t + width) of a log.
 """
@@ -11,16 +15,22 @@ can replace the answer of chosen requests (e.g. a lower-case `throttlingExceptio
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import json
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from tqc_dagster.bedrock.cache import request_key
-from tqc_dagster_tests.fake_bedrock import REQUEST_SPEC, FakeBedrock
+from tqc_dagster.bedrock.client import ConverseClient
+from tqc_dagster.bedrock.limiter import RateLimiter
+from tqc_dagster_tests.fake_bedrock import HANG_GUARD_S, REQUEST_SPEC, FakeBedrock
 
 # Dummy credentials only; tests must never see real ones. The markers are unusual so a leak is easy to find.
 DUMMY_ACCESS_KEY = "AKIATESTDUMMYKEY0001"
@@ -33,7 +43,7 @@ DUMMY_AWS_ENV = {
 }
 UNSET_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
                  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+                 "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_SDK_UA_APP_ID")
 
 
 def use_dummy_aws(monkeypatch, tmp_path: Path) -> dict:
@@ -55,6 +65,7 @@ class Served:
     kind: str  # ok | malformed | wrong_bucket | throttled | server_error | validation | scripted
     prompt: str  # the text of the messages
     system: str  # the text of the system blocks
+    user_agent: str = ""  # the client's User-Agent header (AWS_SDK_UA_APP_ID shows in it as app/<id>)
 
 
 @dataclass
@@ -75,7 +86,7 @@ class RecordingFakeBedrock(FakeBedrock):
         self._server.handle_error = handle_error
 
     def respond(self, model_id: str, body: bytes) -> tuple[int, dict, dict]:
-        arrived = time.monotonic()
+        arrived, user_agent = self._current.arrived, self._current.handler.headers.get("User-Agent", "")
         request = json.loads(body)
         with self._served_lock:
             number = self._count
@@ -92,7 +103,7 @@ class RecordingFakeBedrock(FakeBedrock):
         system = "".join(block.get("text", "") for block in request.get("system", []))
         tokens = usage.get("inputTokens", 0) + usage.get("outputTokens", 0)
         with self._served_lock:
-            self.served.append(Served(arrived, request_key({"modelId": model_id, **request}), status, tokens, kind, prompt, system))
+            self.served.append(Served(arrived, request_key({"modelId": model_id, **request}), status, tokens, kind, prompt, system, user_agent))
         return answer
 
 
@@ -146,7 +157,7 @@ def client_kwargs(fake: FakeBedrock, cache_dir: Path | str, **overrides) -> dict
         "tokens_per_minute": 50_000_000,
         "max_workers": 8,
         "max_attempts": 8,
-        "timeout_s": 5.0,
+        "timeout_s": HANG_GUARD_S,  # only a hang times out; tests of timeouts set their own
         "cache_dir": str(cache_dir),
         "endpoint_url": fake.url,
         "backoff_base_s": 0.02,
@@ -154,3 +165,153 @@ def client_kwargs(fake: FakeBedrock, cache_dir: Path | str, **overrides) -> dict
         "throttle_cooldown_s": 0.02,
         **overrides,
     }
+
+
+def virtual_client(fake: FakeBedrock, cache_dir: Path | str, time: VirtualTime, **overrides) -> ConverseClient:
+    """A client for `fake` on simulated time: a limiter of its own on `time` (the quotas of client_kwargs and
+    `overrides`), backoff sleeps on `time`, and every converse call a participant, so time stands still while a
+    request is in flight: `fake` (constructed with `clock=time`) stamps it with the instant the limiter let it go,
+    plus the fake's modeled network delay."""
+    kwargs = client_kwargs(fake, cache_dir, **overrides)
+    limiter = RateLimiter(kwargs["requests_per_minute"], kwargs["tokens_per_minute"], clock=time, condition=time.condition())
+    client = ConverseClient(**kwargs, sleep=time.sleep, limiter=limiter)
+    converse = client.converse
+
+    def participating(request: dict) -> dict:
+        with time.participant():
+            return converse(request)
+
+    client.converse = participating  # converse_many's threads call it too
+    return client
+
+
+def bedrock_pool_threads() -> set[threading.Thread]:
+    """The live worker threads of ConverseClient.converse_many pools (thread_name_prefix "bedrock")."""
+    return {thread for thread in threading.enumerate() if thread.name.startswith("bedrock_")}
+
+
+# --- simulated time for real threads ------------------------------------------------------------------------
+
+
+class VirtualTime:
+    """Simulated time shared by real threads: a clock (call it), Conditions for RateLimiters (`condition()`) and a
+    `sleep`, for tests whose verdict must not depend on how fast the machine runs them.
+
+    Time stands still while any participant thread (`with time.participant():`) runs. When every participant
+    waits, in a limiter's Condition or in `sleep`, time jumps to the earliest deadline (or to an action scheduled
+    with `at`, if that comes first) and the waiters due then wake. A notify wakes every waiter of its Condition at
+    once, as a real Condition's does. A thread that is not a participant never holds time back (alone, its waits
+    pass at once). No real time is waited for: a wait that real time ends (HANG_GUARD_S) raises, so a hang fails.
+    """
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+        self.waits = 0
+        self._lock = threading.Condition(threading.RLock())  # reentrant: a scheduled action may call into a limiter
+        self._participants: Counter[int] = Counter()  # thread id -> nesting depth
+        self._waiting: dict[int, tuple[float, object]] = {}  # thread id -> (deadline, the Condition waited on, or None)
+        self._actions: list = []
+        self._sequence = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def condition(self) -> VirtualCondition:
+        """A Condition on this time, for one RateLimiter (`RateLimiter(..., clock=time, condition=time.condition())`)."""
+        return VirtualCondition(self)
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._wait(seconds, None)
+
+    @contextmanager
+    def participant(self) -> Iterator[None]:
+        """While the calling thread is inside, time moves on only when it waits."""
+        me = threading.get_ident()
+        with self._lock:
+            self._participants[me] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._participants[me] -= 1
+                if not self._participants[me]:
+                    del self._participants[me]
+                self._advance()
+
+    def at(self, when: float, action: Callable[[], object]) -> None:
+        """Run `action` (in whichever thread moves time on) when time reaches `when`."""
+        with self._lock:
+            heapq.heappush(self._actions, (when, next(self._sequence), action))
+
+    def advance(self, seconds: float) -> None:
+        """Move time on by hand (a participant driving a test); waiters due by then wake."""
+        with self._lock:
+            self.now += seconds
+            self._advance()
+
+    def wait_for_waiters(self, n: int, timeout: float = HANG_GUARD_S) -> bool:
+        """Block (in real time, bounded) until `n` threads wait on this time."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._waiting) >= n, timeout)
+
+    def _wait(self, seconds: float, on: object) -> None:
+        """With the lock held: wait until time reaches now + seconds, or (if `on` is a Condition) a notify of it."""
+        me = threading.get_ident()
+        self.waits += 1
+        self._waiting[me] = (self.now + max(seconds, 0.0), on)
+        self._lock.notify_all()  # for wait_for_waiters
+        self._advance()
+        while me in self._waiting:
+            if not self._lock.wait(HANG_GUARD_S):
+                del self._waiting[me]
+                raise AssertionError(f"simulated time stood still for {HANG_GUARD_S:g} s of real time: a participant neither waited nor ended")
+
+    def _notify(self, on: object) -> None:
+        woken = [thread for thread, (_, condition) in self._waiting.items() if condition is on]
+        for thread in woken:
+            del self._waiting[thread]
+        if woken:
+            self._lock.notify_all()
+
+    def _advance(self) -> None:
+        """With the lock held: wake the waiters due; while every participant (still) waits, move time on."""
+        while True:
+            due = [thread for thread, (deadline, _) in self._waiting.items() if deadline <= self.now]
+            for thread in due:
+                del self._waiting[thread]
+            if due:
+                self._lock.notify_all()
+            if not self._waiting or any(thread not in self._waiting for thread in self._participants):
+                return  # a participant runs (or was just woken): time waits for it
+            earliest = min(deadline for deadline, _ in self._waiting.values())
+            if self._actions and self._actions[0][0] <= earliest:
+                when, _, action = heapq.heappop(self._actions)
+                self.now = max(self.now, when)
+                action()  # it may notify waiters
+            else:
+                self.now = earliest
+
+
+class VirtualCondition:
+    """What a RateLimiter needs of a Condition (with, wait, notify_all), on a VirtualTime."""
+
+    def __init__(self, time: VirtualTime):
+        self._time = time
+
+    def __enter__(self) -> Self:
+        self._time._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._time._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None and timeout > 0, "the limiter must always wait with a positive timeout"
+        self._time._wait(timeout, self)
+        return True
+
+    def notify_all(self) -> None:
+        self._time._notify(self)
+
+    notify = notify_all

@@ -3,7 +3,10 @@
 boto3 talks to it through `endpoint_url`, so botocore's real request signing, error parsing
 and timeouts are exercised. It answers synthesis requests with generated samples of the
 requested group, and injects throttling (HTTP 429 ThrottlingException), 5xx, latency and
-malformed model output on demand. Every request is logged with its arrival time.
+malformed model output on demand. Every request is logged with its arrival time, on `clock`
+(real by default; tests on simulated time pass theirs). Tests synchronize on what the server did,
+never on sleeps: `wait_for` blocks until a condition on the log holds, `client_hung_up` lets a
+handler hold a request until its client gives up.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import json
 import math
 import random
 import re
+import select
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -44,38 +50,62 @@ class LoggedRequest:
 
 
 HOLD_LIMIT_S = 300  # a held request is answered after this at the latest, so nothing waits forever
+HANG_GUARD_S = 120.0  # the bound of every wait on the server: it turns a hang into a failure, no verdict depends on it
 
 
 @dataclass
 class FakeBedrock:
     """`hold=True` keeps every request waiting until `release` is set (for kill and interrupt tests);
-    `arrived` is set when the first request comes in."""
+    `arrived` is set when the first request comes in.
+
+    `clock` stamps arrivals; `network_delay` (seconds, low and high) is a modeled delay between the
+    client sending a request and the server receiving it, added to each arrival stamp (seeded): on
+    simulated time a request otherwise arrives at the very instant the limiter let it go."""
 
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     log: list[LoggedRequest] = field(default_factory=list)
     hold: bool = False
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    network_delay: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
         self._random = random.Random(self.seed)
+        self._delays = random.Random(f"network-{self.seed}")
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified whenever a request is logged or finished
+        self._current = threading.local()  # the request a handler thread is serving
+        self.in_progress = 0  # requests being handled (arrived, answer not yet sent)
         self.arrived = threading.Event()
         self.release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: without this each answer waits ~40 ms for a delayed ACK
 
             def log_message(self, *args):  # keep test output quiet
                 pass
 
             def do_POST(self):
-                arrived = time.monotonic()
+                with fake._changed:
+                    fake.in_progress += 1
+                try:
+                    self._serve()
+                finally:
+                    with fake._changed:
+                        fake.in_progress -= 1
+                        fake._changed.notify_all()
+
+            def _serve(self):
+                arrived = fake._arrival_time()
+                fake._current.handler, fake._current.arrived = self, arrived
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 match = PATH.match(self.path)
                 status, headers, payload = fake.respond(unquote(match["model"]) if match else "", body) if match else (404, {}, {"message": "not found"})
-                with fake._lock:
+                with fake._changed:
                     fake.log.append(LoggedRequest(arrived, unquote(match["model"]) if match else "", hashlib.sha256(body).hexdigest(), status))
+                    fake._changed.notify_all()
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -83,7 +113,7 @@ class FakeBedrock:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client is gone (killed or interrupted)
+                except (BrokenPipeError, ConnectionResetError):  # the client is gone (killed, interrupted or timed out)
                     pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -102,6 +132,31 @@ class FakeBedrock:
         self.release.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def _arrival_time(self) -> float:
+        low, high = self.network_delay
+        if not high:
+            return self.clock()
+        with self._lock:
+            delay = self._delays.uniform(low, high)
+        return self.clock() + delay
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = HANG_GUARD_S) -> bool:
+        """Block until `predicate()` holds; it is checked whenever a request is logged or finished. False after `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def client_hung_up(self, timeout: float = HANG_GUARD_S) -> bool:
+        """In a handler thread (e.g. from a RecordingFakeBedrock script): block until the client of the current
+        request closes its connection, as a client whose read timed out does. False if it has not after `timeout`."""
+        connection = self._current.handler.connection
+        readable, _, _ = select.select([connection], [], [], timeout)
+        if not readable:
+            return False
+        try:
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:  # reset: gone as well
+            return True
 
     def _draw(self) -> tuple[float, float, float, float, float]:
         with self._lock:

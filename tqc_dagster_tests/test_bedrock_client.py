@@ -1,50 +1,48 @@
 """ConverseClient through real boto3 against the fake Converse endpoint on 127.0.0.1.
 
 Quota properties are measured from the server's own request log (arrival times, statuses) and the
-tokens the fake billed, never from the client's own accounting. A 60-second window of real
-traffic is too slow for the suite, so the 60-second property is proven on a simulated clock in
-test_bedrock_limiter.py; here the spacing is checked on the server log at a high quota, and the
-window itself by shrinking the limiter's window constants (read at run time) to a few seconds, so
-whole windows of real traffic pass in a test.
+tokens the fake billed, never from the client's own accounting. They run on simulated time
+(VirtualTime, bedrock_helpers): the client's limiter and backoff sleeps and the fake's arrival
+stamps share one clock that moves on only when every request thread waits, so whole 60-second
+windows pass in a test and no verdict depends on how loaded the machine is. The fake adds a
+modeled network delay to each arrival, which the limiter's margins must absorb. Retry, timeout and
+cancellation tests synchronize on what the fake server did (its log, requests it holds), never on
+sleeps; their waits are bounded only so that a hang fails.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections import Counter
 
 import pytest
 
-from tqc_dagster.bedrock import limiter as limiter_module
 from tqc_dagster.bedrock.cache import request_key
 from tqc_dagster.bedrock.client import BedrockError, ConverseClient, estimate_input_tokens
+from tqc_dagster.bedrock.limiter import SPACING_MARGIN, WINDOW_S
 from tqc_dagster_tests.bedrock_helpers import (
     DUMMY_ACCESS_KEY,
     DUMMY_SECRET_KEY,
+    HANG_GUARD_S,
     RecordingFakeBedrock,
+    VirtualTime,
+    bedrock_pool_threads,
     client_kwargs,
     error_answer,
     sliding_max,
     use_dummy_aws,
+    virtual_client,
 )
 from tqc_dagster_tests.fake_bedrock import Faults
 
 FAST = Faults(latency=(0.005, 0.03))
+NETWORK_DELAY = (0.0, 0.5)  # s from the limiter letting a request go to the server receiving it; the margins (1 % of a minute) absorb it
 
 
 @pytest.fixture(autouse=True)
 def dummy_aws(monkeypatch, tmp_path):
     return use_dummy_aws(monkeypatch, tmp_path)
-
-
-def shrink_windows(monkeypatch, window: float) -> None:
-    """The limiter's window becomes `window` seconds (its quotas then are per `window`). The request margin is
-    relative (spacing), the token margin is kept at its real absolute size: it absorbs arrival jitter, which
-    does not shrink with the window."""
-    margin = limiter_module.TOKEN_WINDOW_S - limiter_module.WINDOW_S
-    monkeypatch.setattr(limiter_module, "WINDOW_S", window)
-    monkeypatch.setattr(limiter_module, "TOKEN_WINDOW_S", window + margin)
 
 
 def make_client(fake, tmp_path, **overrides) -> ConverseClient:
@@ -67,53 +65,57 @@ def statuses(fake) -> Counter:
 
 
 def test_requests_reach_the_server_evenly_spaced(tmp_path):
-    rpm = 1200  # one request per ~50 ms: well above the arrival jitter of threads on a busy machine
-    with RecordingFakeBedrock(FAST) as fake:
-        client = make_client(fake, tmp_path, requests_per_minute=rpm, max_workers=10)
+    rpm = 1200
+    spacing = WINDOW_S / rpm * (1 + SPACING_MARGIN)
+    time = VirtualTime()
+    with RecordingFakeBedrock(clock=time) as fake:
+        client = virtual_client(fake, tmp_path / "cache", time, requests_per_minute=rpm, max_workers=10)
         answers = client.converse_many(distinct_requests(client, 60))
     assert not [a for a in answers if isinstance(a, Exception)]
     times = sorted(arrivals(fake))
     assert len(times) == 60
-    for k in (1, 5, 20, 40):  # a window of k spacings holds at most k requests (+1 for arrival jitter)
-        assert sliding_max(times, 60 / rpm * k) <= k + 1, k
-    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
-    assert 0.9 * rpm <= achieved <= rpm
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= spacing * (1 - 1e-9)
+    assert max(gaps) == pytest.approx(spacing)  # the quota is used: no request waits longer than it must
+    for k in (1, 5, 20, 40):  # a window of k spacings holds at most k requests
+        assert sliding_max(times, WINDOW_S / rpm * k) <= k, k
 
 
 @pytest.mark.parametrize("throttle", [0.0, 0.15])
-def test_no_sliding_window_of_the_server_log_exceeds_the_request_quota(tmp_path, monkeypatch, throttle):
-    """The limiter's window shrunk to 3 s: `requests_per_minute` then is the quota per 3 s; ~2.5 whole windows of real traffic."""
-    window, quota = 3.0, 120
-    shrink_windows(monkeypatch, window)
-    with RecordingFakeBedrock(Faults(throttle=throttle, latency=(0.005, 0.03)), seed=5) as fake:
-        client = make_client(fake, tmp_path, requests_per_minute=quota, max_workers=10)
+def test_no_sliding_window_of_the_server_log_exceeds_the_request_quota(tmp_path, throttle):
+    """~1.8 whole 60-second windows of simulated traffic, each arrival up to 0.5 s late (the modeled network delay)."""
+    quota = 120
+    time = VirtualTime()
+    with RecordingFakeBedrock(Faults(throttle=throttle), seed=5, clock=time, network_delay=NETWORK_DELAY) as fake:
+        client = virtual_client(fake, tmp_path / "cache", time, requests_per_minute=quota, max_workers=10)
         answers = client.converse_many(distinct_requests(client, 220))
     assert not [a for a in answers if isinstance(a, Exception)]
     times = arrivals(fake)  # every request the server saw, throttled ones included: they count against the quota too
-    assert sliding_max(times, window) <= quota
+    assert sliding_max(times, WINDOW_S) <= quota
     # and the quota is used (each throttle cools the limiter down a little, by design)
-    assert sliding_max(times, window) >= (0.85 if throttle else 0.95) * quota
+    assert sliding_max(times, WINDOW_S) >= (0.85 if throttle else 0.95) * quota
     if throttle:
         assert statuses(fake)[429] > 0
 
 
-def test_no_sliding_window_of_the_server_log_exceeds_the_token_quota(tmp_path, monkeypatch):
-    """Tokens the binding quota (the window shrunk to 1 s, several whole windows); tokens counted as the server billed them.
+def test_no_sliding_window_of_the_server_log_exceeds_the_token_quota(tmp_path):
+    """Tokens the binding quota (several whole windows of simulated traffic); tokens counted as the server billed them.
 
-    Without a token margin this failed: a reservation left the limiter's window exactly one window after it was
+    Without a token margin this failed: a reservation left the limiter's window exactly one minute after it was
     granted, the requests waiting for it were released at that instant and reached the server sooner after it
-    than the old one had (its grant-to-arrival delay was longer), and the server's window held up to ~1.5x the quota."""
-    window = 1.0
-    shrink_windows(monkeypatch, window)
-    with RecordingFakeBedrock(FAST) as fake:
-        client = make_client(fake, tmp_path, requests_per_minute=1000, tokens_per_minute=3000, max_workers=8)
+    than the old one had (its grant-to-arrival delay was longer), and the server's window held more than the
+    quota. The fake's modeled network delay (up to 0.5 s per arrival) recreates that here."""
+    time = VirtualTime()
+    with RecordingFakeBedrock(clock=time, network_delay=NETWORK_DELAY) as fake:
+        client = virtual_client(fake, tmp_path / "cache", time, requests_per_minute=1000, tokens_per_minute=3000, max_workers=8)
         requests = distinct_requests(client, 30, size=1200, max_tokens=10)
         answers = client.converse_many(requests)
     assert not [a for a in answers if isinstance(a, Exception)]
     served = fake.served
-    billed = sliding_max([s.arrived for s in served], window, [s.tokens for s in served])
+    billed = sliding_max([s.arrived for s in served], WINDOW_S, [s.tokens for s in served])
     assert billed <= client.limiter.tokens_per_minute, f"{billed:.0f} tokens billed in one window, quota {client.limiter.tokens_per_minute}"
     assert billed >= 0.5 * client.limiter.tokens_per_minute  # tokens really were the binding quota
+    assert max(s.arrived for s in served) - min(s.arrived for s in served) > 2 * WINDOW_S  # whole windows passed
 
 
 # --- throttling, errors, timeouts --------------------------------------------------------------------------
@@ -160,15 +162,15 @@ def test_a_throttled_request_gives_its_tokens_back(tmp_path):
     def script(number, request):
         return error_answer(429, "ThrottlingException", "slow down") if number == 0 else None
 
-    with RecordingFakeBedrock(script=script) as fake:
+    time = VirtualTime()
+    with RecordingFakeBedrock(script=script, clock=time) as fake:
         probe = make_client(fake, tmp_path)
         request = distinct_requests(probe, 1)[0]
         reserve = estimate_input_tokens(request) + request["inferenceConfig"]["maxTokens"]
-        client = make_client(fake, tmp_path, tokens_per_minute=reserve + 10, model_id="one-per-minute:0")
-        started = time.monotonic()
+        client = virtual_client(fake, tmp_path / "cache", time, tokens_per_minute=reserve + 10)
         client.converse(request)
-        took = time.monotonic() - started
-    assert took < 5
+    throttled, retry = sorted(arrivals(fake))
+    assert retry - throttled <= client.throttle_cooldown_s + client.backoff_cap_s  # simulated seconds: not the minute of the token window
     assert client.usage.throttles == 1 and client.usage.answered == 1
 
 
@@ -192,14 +194,30 @@ def test_validation_and_access_errors_fail_fast_with_a_clear_message(tmp_path, s
 
 
 def test_a_rejection_stops_converse_many_at_once(tmp_path):
-    """Every request would be rejected alike: the batch raises after about one request per worker, not all 80.
-    (600/min: the batch is cancelled well before the limiter lets the next request go.)"""
-    with RecordingFakeBedrock(Faults(validation_error=True)) as fake:
-        client = make_client(fake, tmp_path, max_workers=4, requests_per_minute=600, model_id="rejecting:0")
-        with pytest.raises(BedrockError, match=r"ValidationException, HTTP 400\): Malformed input request"):
-            client.converse_many(distinct_requests(client, 80))
-        time.sleep(0.2)
-        assert 1 <= len(fake.log) <= 2 * client.max_workers
+    """Every request would be rejected alike: the batch raises on the first rejection, not after all 80. The first
+    request (the one the batch waits for first) is rejected at once; every other one is held on the server until
+    the batch has raised, so only the requests already taken by a worker reach the server: the other workers' and
+    at most one more, taken by the first one's worker before the batch raised."""
+    raised = threading.Event()
+
+    def script(number, request):
+        if not request["messages"][0]["content"][0]["text"].startswith("request 0:"):
+            raised.wait(HANG_GUARD_S)
+        return error_answer(400, "ValidationException", "Malformed input request")
+
+    with RecordingFakeBedrock(script=script) as fake:
+        client = make_client(fake, tmp_path, max_workers=4, model_id="rejecting:0")
+        before = bedrock_pool_threads()
+        try:
+            with pytest.raises(BedrockError, match=r"ValidationException, HTTP 400\): Malformed input request"):
+                client.converse_many(distinct_requests(client, 80))
+        finally:
+            raised.set()
+        workers = bedrock_pool_threads() - before
+        for worker in workers:  # every request the batch will ever send is sent (and logged) once its workers have ended
+            worker.join(HANG_GUARD_S)
+        assert workers and not [worker for worker in workers if worker.is_alive()]
+        assert 1 <= len(fake.log) <= client.max_workers + 1
     assert client.usage.retries == 0
 
 
@@ -228,18 +246,24 @@ def test_injected_503s_are_retried_until_every_request_is_answered(tmp_path):
 
 
 def test_a_read_timeout_is_retried(tmp_path):
+    """The first request is answered only after the client has hung up, so its read times out however slow the
+    machine is. (Should a retry time out too, on a very slow machine, it is retried alike: the counts say so.)"""
+    hung_up = []
+
     def script(number, request):
         if number == 0:
-            time.sleep(1.0)  # longer than timeout_s: the client hangs up
-        return None
+            hung_up.append(fake.client_hung_up())
 
     with RecordingFakeBedrock(script=script) as fake:
-        client = make_client(fake, tmp_path, timeout_s=0.3)
+        client = make_client(fake, tmp_path, timeout_s=0.5)
         answer = client.converse(distinct_requests(client, 1)[0])
-        time.sleep(0.8)  # let the abandoned handler finish
+        assert fake.wait_for(lambda: len(fake.log) == client.usage.requests and fake.in_progress == 0)  # the abandoned one finished too
     assert answer["stopReason"] == "end_turn"
-    assert client.usage.timeouts == 1 and client.usage.retries == 1 and client.usage.answered == 1
-    assert len(fake.log) == 2
+    assert hung_up == [True]
+    usage = client.usage
+    assert usage.timeouts >= 1 and usage.retries == usage.timeouts and usage.answered == 1
+    assert len(fake.log) == usage.requests == usage.timeouts + 1
+    assert [entry.status for entry in fake.log] == [200] * len(fake.log)  # the server did answer (and bill) the abandoned request
 
 
 def test_a_request_larger_than_the_token_quota_fails_before_it_is_sent(tmp_path):
@@ -258,28 +282,28 @@ def test_attempts_run_out_with_a_clear_error(tmp_path):
     assert len(fake.log) == 3 and client.usage.throttles == 3 and client.usage.answered == 0
 
 
-def test_timed_out_requests_still_count_against_the_token_quota(tmp_path, monkeypatch):
+def test_timed_out_requests_still_count_against_the_token_quota(tmp_path):
     """The server received and billed a request the client gave up on: its tokens must stay reserved
-    (they used to be given back, and retries of slow requests went past the token quota)."""
-    window = 2.0
-    shrink_windows(monkeypatch, window)
+    (they used to be given back, and retries of slow requests went past the token quota). Every answer
+    comes only after the client has hung up; the quota holds two requests a minute (simulated time)."""
 
     def script(number, request):
-        time.sleep(0.5)  # every answer slower than timeout_s
-        return None
+        fake.client_hung_up()
 
-    with RecordingFakeBedrock(script=script) as fake:
+    time = VirtualTime()
+    with RecordingFakeBedrock(script=script, clock=time) as fake:
         probe = make_client(fake, tmp_path)
         request = distinct_requests(probe, 1, size=1200, max_tokens=10)[0]
         reserve = estimate_input_tokens(request) + 10
-        client = make_client(fake, tmp_path, timeout_s=0.2, max_attempts=3, tokens_per_minute=2 * reserve + 10, model_id="slow:0")
+        client = virtual_client(fake, tmp_path / "cache", time, timeout_s=0.2, max_attempts=3, tokens_per_minute=2 * reserve + 10)
         with pytest.raises(BedrockError):
             client.converse(request)
-        time.sleep(0.7)  # the server finishes (and bills) the abandoned requests
+        assert fake.wait_for(lambda: len(fake.served) == 3 and fake.in_progress == 0)  # the server finishes (and bills) the abandoned requests
     served = [s for s in fake.served if s.status == 200]
     assert len(served) == 3 and client.usage.timeouts == 3
-    billed = sliding_max([s.arrived for s in served], window, [s.tokens for s in served])
+    billed = sliding_max([s.arrived for s in served], WINDOW_S, [s.tokens for s in served])
     assert billed <= client.limiter.tokens_per_minute, f"{billed:.0f} tokens billed in one window, quota {client.limiter.tokens_per_minute}"
+    assert sum(s.tokens for s in served) > client.limiter.tokens_per_minute  # all three in one window would have been too many
 
 
 # --- the cache ---------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """RateLimiter: evenly spaced requests, a sliding 60-second token window, reconcile, give_back, cool_down.
 
-Most tests run the limiter on a simulated clock: its Condition is replaced by one whose wait()
-advances the clock instead of sleeping and runs scheduled events (a request finishing and
-reconciling its tokens, a throttle giving them back) at their simulated time, so minutes of
-traffic take milliseconds and the 60-second properties are checked over whole windows. One test
-runs real threads on the real clock.
+Most tests run the limiter on a simulated clock: its Condition is one whose wait() advances the
+clock instead of sleeping and runs scheduled events (a request finishing and reconciling its
+tokens, a throttle giving them back) at their simulated time, so minutes of traffic take
+milliseconds and the 60-second properties are checked over whole windows. The tests with real
+threads run them on VirtualTime (bedrock_helpers): time moves on only when every thread waits,
+so their verdicts are exact simulated times, whatever the load on the machine.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import heapq
 import itertools
 import random
 import threading
-import time
+import uuid
 
 import pytest
 
 from tqc_dagster.bedrock import limiter as limiter_module
 from tqc_dagster.bedrock.limiter import SPACING_MARGIN, TOKEN_WINDOW_S, WINDOW_S, RateLimiter, shared_limiter
-from tqc_dagster_tests.bedrock_helpers import sliding_max
+from tqc_dagster_tests.bedrock_helpers import HANG_GUARD_S, VirtualTime, sliding_max
 
 T0 = 1000.0
 
@@ -85,9 +86,8 @@ class SimCondition:
 
 def simulated(requests_per_minute: float, tokens_per_minute: int) -> tuple[RateLimiter, SimClock, SimCondition]:
     clock = SimClock()
-    limiter = RateLimiter(requests_per_minute, tokens_per_minute, clock=clock)
     condition = SimCondition(clock)
-    limiter._changed = condition
+    limiter = RateLimiter(requests_per_minute, tokens_per_minute, clock=clock, condition=condition)
     return limiter, clock, condition
 
 
@@ -274,7 +274,7 @@ def test_cool_downs_do_not_add_up():
 
 
 def test_shared_limiter_is_one_per_quota_key():
-    key = ("us-west-2", "http://shared-test", f"model-{time.monotonic_ns()}")
+    key = ("us-west-2", "http://shared-test", f"model-{uuid.uuid4().hex}")
     a = shared_limiter(key, 150, 400_000)
     assert shared_limiter(key, 150, 400_000) is a
     assert shared_limiter((*key[:2], key[2] + "-other"), 150, 400_000) is not a
@@ -282,48 +282,69 @@ def test_shared_limiter_is_one_per_quota_key():
     assert changed is not a and changed.requests_per_minute == 300
 
 
-# --- real threads, real clock ------------------------------------------------------------------------------
+# --- real threads, simulated time ---------------------------------------------------------------------------
 
 
-def test_many_threads_on_the_real_clock_stay_evenly_spaced():
-    rpm = 6000  # one request per ~10 ms
-    limiter = RateLimiter(rpm, 10**12)
-    starts: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + 2.0
-
-    def worker():
-        while time.monotonic() < deadline:
-            reservation = limiter.acquire(100)
-            with lock:
-                starts.append(reservation.started)
-
-    threads = [threading.Thread(target=worker) for _ in range(12)]
+def run_threads(targets, guard: float = HANG_GUARD_S) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=guard)  # a hang guard only
+    assert not [thread for thread in threads if thread.is_alive()], "a thread is still waiting"
+
+
+def test_many_threads_stay_evenly_spaced():
+    """Real threads contend for one limiter (a barrier lets them all in before the first request); time is
+    simulated and moves on only when every thread waits, so the verdict is on exact start times."""
+    rpm, n_threads, per_thread = 6000, 8, 40
+    time = VirtualTime(T0)
+    limiter = RateLimiter(rpm, 10**12, clock=time, condition=time.condition())
+    starts: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(n_threads)
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            with time.participant():
+                barrier.wait(timeout=HANG_GUARD_S)
+                for _ in range(per_thread):
+                    reservation = limiter.acquire(100)
+                    with lock:
+                        starts.append(reservation.started)
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    run_threads([worker] * n_threads)
+    assert not errors
+    assert len(starts) == n_threads * per_thread
     starts.sort()
+    assert starts[0] == T0
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) >= spacing(rpm) * (1 - 1e-9)
+    assert max(gaps) == pytest.approx(spacing(rpm))  # no slower than needed either: a thread always waits for the next slot
     for k in (1, 10, 50):  # no window of k spacings ever holds more than k starts
         assert sliding_max(starts, WINDOW_S / rpm * k) <= k
-    achieved = (len(starts) - 1) / (starts[-1] - starts[0]) * 60
-    assert achieved >= 0.9 * rpm
+    assert time.waits >= len(starts) - 1  # the threads did wait for each other
 
 
-def test_a_real_give_back_wakes_a_waiting_thread():
-    limiter = RateLimiter(6000, 1000)
+def test_a_give_back_from_another_thread_wakes_a_waiting_thread():
+    time = VirtualTime(T0)
+    limiter = RateLimiter(6000, 1000, clock=time, condition=time.condition())
     throttled = limiter.acquire(1000)
-    started = []
-    waiter = threading.Thread(target=lambda: started.append(limiter.acquire(1000).started))
-    waiter.start()
-    time.sleep(0.2)
-    assert not started  # waiting for tokens
-    before = time.monotonic()
-    limiter.give_back(throttled)
-    waiter.join(timeout=5)
-    assert started and started[0] - before < 0.5  # not the 60 s the window would take
+    started: list[float] = []
+    with time.participant():  # time stands still while this thread drives the test
+        waiter = threading.Thread(target=lambda: started.append(limiter.acquire(1000).started))
+        waiter.start()
+        assert time.wait_for_waiters(1)
+        assert not started  # waiting for tokens
+        time.advance(5.0)  # the 429 arrives 5 s later
+        assert not started
+        limiter.give_back(throttled)
+        waiter.join(timeout=HANG_GUARD_S)
+    assert not waiter.is_alive()
+    assert started == [pytest.approx(T0 + 5.0)]  # at once, not after the 60 s the window would take
 
 
 def test_window_constant_is_sixty_seconds():

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tqc_dagster.assets.exports import write_export, verify_export
+from tqc_dagster.core.export_folder import verify_export, write_export
 from tqc_dagster.config import DEFAULT_SYSTEM_PROMPT, Export, TqcConfig, load_config
 from tqc_dagster.core import export
 from tqc_dagster.core.export import TemplateError

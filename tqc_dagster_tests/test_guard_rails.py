@@ -91,9 +91,9 @@ def test_automation_does_not_follow_a_partition_whose_blocking_check_failed(stri
         before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert tqc("run", "--config", str(strict_project), "--select", INGEST).exit_code == 1
         evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    for asset in DOWNSTREAM:
-        assert evaluation.get_requested_partitions(dg.AssetKey(asset)) == {"v1|model_a", "v1|model_b"}, asset
-    assert evaluation.get_requested_partitions(dg.AssetKey("judge_agreement")) == set()
+    requested = {key.to_user_string(): evaluation.get_requested_partitions(key) for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    # v1 passed its checks: what follows its samples is requested; v2 failed quarantine_rate: nothing of it is.
+    assert {asset: partitions for asset, partitions in requested.items() if partitions} == {"synthetic_samples": {"v1|model_a", "v1|model_b"}}
 
 
 def test_a_run_on_a_blocked_partition_fails_at_loading_and_says_why(strict_project):

@@ -148,9 +148,13 @@ def test_unknown_partition_or_asset_is_a_clear_error(demo_dir, tmp_path, isolate
 
 
 def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
+    # The code location as Dagster loads it: the lazy `defs` called with no config named, so the repo's
+    # tqc.yaml is read from the current folder.
     monkeypatch.delenv("TQC_CONFIG", raising=False)
-    from tqc_dagster.definitions import defs
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    from tqc_dagster.definitions import defs as code_location
 
+    defs = code_location()
     assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == set(ASSETS + SAMPLE_ASSETS + ["judge_records", "judge_agreement", "exports"])
     checks = {f"{key.asset_key.to_user_string()}:{key.name}" for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {

@@ -3,6 +3,8 @@
 Under injected throttling, malformed and wrong-bucket answers every group is filled and every
 rejected sample is counted by reason; judged titles stay data inside the JSON <examples> block;
 a second run is all cache hits; a run killed midway and rerun sends no answered request twice.
+Tests synchronize on what the fake server did (requests it holds, its log), never on sleeps or
+arrival times; their waits are bounded only so that a hang fails.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +30,14 @@ from tqc_dagster.core.split import normalize_source, source_is_test
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
 from tqc_dagster.core.synthesis.bedrock import NAME, SYSTEM_PROMPT, BedrockBackend
 from tqc_dagster.schemas import Samples
-from tqc_dagster_tests.bedrock_helpers import RecordingFakeBedrock, client_kwargs, error_answer, use_dummy_aws
+from tqc_dagster_tests.bedrock_helpers import (
+    HANG_GUARD_S,
+    RecordingFakeBedrock,
+    bedrock_pool_threads,
+    client_kwargs,
+    error_answer,
+    use_dummy_aws,
+)
 from tqc_dagster_tests.fake_bedrock import REQUEST_SPEC, Faults
 from tqc_dagster_tests.samples import sample, samples_frame, scores_for
 
@@ -230,41 +239,67 @@ print("finished")
 """
 
 
+KILLED_RUN_APP = "killed-run"  # AWS_SDK_UA_APP_ID of the killed run: its requests carry app/killed-run in their User-Agent
+
+
 def test_a_killed_run_reruns_without_sending_an_answered_request_twice(judged, wanted, tmp_path):
+    """The server answers `kill_after` requests, then holds every later one until the kill: the run dies midway
+    through its first round with exactly one request in flight per worker, each worker having cached every answer
+    it got before sending the held one. The server log tells the two runs apart by User-Agent, not by time."""
     workers, kill_after = 4, 20
     cache = tmp_path / "cache"
     judged.write_parquet(tmp_path / "judged.parquet")
     wanted.write_parquet(tmp_path / "wanted.parquet")
-    with RecordingFakeBedrock(Faults(throttle=0.1, latency=(0.1, 0.3)), seed=21) as fake:
+    gate = threading.Condition()
+    held = 0
+    killed = False
+
+    def script(number, request):
+        nonlocal held
+        with gate:
+            if not killed and sum(s.status == 200 for s in list(fake.served)) >= kill_after:
+                held += 1
+                gate.notify_all()
+                gate.wait_for(lambda: killed, timeout=HANG_GUARD_S)
+
+    with RecordingFakeBedrock(Faults(throttle=0.1, latency=(0.1, 0.3)), seed=21, script=script) as fake:
         kwargs = client_kwargs(fake, cache, model_id=MODEL_ID, max_workers=workers)
         args = {"client": kwargs, "per_request": SAMPLES_PER_REQUEST, "budget": BUDGET, "max_tokens": MAX_TOKENS,
                 "test_ratio": TEST_RATIO, "split_seed": SPLIT_SEED, "judged": str(tmp_path / "judged.parquet"), "wanted": str(tmp_path / "wanted.parquet")}
-        run = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(args)], cwd=REPO, env=dict(os.environ),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while sum(s.status == 200 for s in fake.served) < kill_after:
-            assert run.poll() is None, f"the run ended before it was killed: {run.communicate()}"
-            assert time.monotonic() < deadline, "the run made too few requests"
-            time.sleep(0.01)
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
-        killed_at = time.monotonic()
-        cached_before = {path.stem for path in cache.rglob("*.json")}
-        time.sleep(0.5)  # requests in flight at the kill finish on the server
+        with open(tmp_path / "run.log", "w") as output_file:
+            run = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(args)], cwd=REPO, env={**os.environ, "AWS_SDK_UA_APP_ID": KILLED_RUN_APP},
+                                   stdout=output_file, stderr=subprocess.STDOUT)
 
-        rerun_started = time.monotonic()
+        def run_ended():
+            run.wait()
+            with gate:
+                gate.notify_all()
+
+        threading.Thread(target=run_ended, daemon=True).start()
+        with gate:
+            gate.wait_for(lambda: held >= workers or run.returncode is not None, timeout=HANG_GUARD_S)
+            assert held == workers and run.returncode is None, f"every worker should be waiting on the server: {held} are, the run's output: {(tmp_path / 'run.log').read_text()}"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=HANG_GUARD_S)
+        cached_before = {path.stem for path in cache.rglob("*.json")}
+        with gate:
+            killed = True  # the held requests are answered now, to nobody
+            gate.notify_all()
+
         backend = backend_for(fake, cache, max_workers=workers)
         output = backend.synthesize(judged, wanted, seed=0)
+        assert fake.wait_for(lambda: fake.in_progress == 0)  # every request either run sent is logged
 
     assert run.returncode == -signal.SIGKILL
-    sent_before = {s.key for s in fake.served if s.arrived < killed_at}
-    resent = Counter(s.key for s in fake.served if s.arrived >= rerun_started)
+    killed_run = [s for s in fake.served if f"app/{KILLED_RUN_APP}" in s.user_agent]
+    sent_before = {s.key for s in killed_run}
+    resent = Counter(s.key for s in fake.served if f"app/{KILLED_RUN_APP}" not in s.user_agent)
     assert cached_before and cached_before <= sent_before  # (the server's keys are the client's cache keys)
     assert len(cached_before) < wanted.height * 2  # killed midway through the first round
     assert not cached_before & set(resent), "a request answered and cached before the kill was sent again"
     in_flight = sent_before - cached_before
-    assert set(resent) & sent_before == set(resent) & in_flight
-    assert len(set(resent) & sent_before) <= workers
+    assert len(in_flight) == workers  # the held requests, one per worker
+    assert set(resent) & sent_before == in_flight  # of the killed run's requests, those and only those are sent again
     assert backend.client.usage.cache_hits == len(cached_before)
     assert output.report["unfilled"].sum() == 0
     assert output.report["made"].to_list() == wanted["needed"].to_list()
@@ -310,14 +345,32 @@ def test_demo_data_groups_are_all_filled(demo_dir, tmp_path):
 
 @pytest.mark.parametrize("status, code", [(400, "ValidationException"), (403, "AccessDeniedException")])
 def test_validation_and_access_errors_fail_the_synthesis_fast(judged, wanted, tmp_path, status, code):
-    """Not a 'request_failed' per group and another round: the run stops with the error, after about one request per
-    worker (600/min: the batch is cancelled well before the limiter lets the next request go)."""
-    with RecordingFakeBedrock(script=lambda number, request: error_answer(status, code, "not for you")) as fake:
-        backend = backend_for(fake, tmp_path / "cache", max_workers=4, requests_per_minute=600)
-        with pytest.raises(BedrockError, match=rf"{code}, HTTP {status}\): not for you"):
-            backend.synthesize(judged, wanted, seed=0)
-        time.sleep(0.2)
-        assert 1 <= len(fake.log) <= 2 * backend.client.max_workers  # of the 72 requests of the first round
+    """Not a 'request_failed' per group and another round: the run stops with the error. The first request of the
+    first round (the one the batch waits for first) is rejected at once; every other one is held on the server
+    until the run has raised, so only the requests already taken by a worker reach the server: the other workers'
+    and at most one more, taken by the first one's worker before the run raised (of the 72 of the first round)."""
+    first = (tuple(wanted.row(0, named=True)[key] for key in GROUP_KEYS), "0.0")
+    raised = threading.Event()
+
+    def script(number, request):
+        prompt = request["messages"][0]["content"][0]["text"]
+        if (group_of(prompt), json.loads(REQUEST_SPEC.search(prompt).group(1))["batch"]) != first:
+            raised.wait(HANG_GUARD_S)
+        return error_answer(status, code, "not for you")
+
+    with RecordingFakeBedrock(script=script) as fake:
+        backend = backend_for(fake, tmp_path / "cache", max_workers=4)
+        before = bedrock_pool_threads()
+        try:
+            with pytest.raises(BedrockError, match=rf"{code}, HTTP {status}\): not for you"):
+                backend.synthesize(judged, wanted, seed=0)
+        finally:
+            raised.set()
+        workers = bedrock_pool_threads() - before
+        for worker in workers:  # every request the run will ever send is sent (and logged) once its workers have ended
+            worker.join(HANG_GUARD_S)
+        assert workers and not [worker for worker in workers if worker.is_alive()]
+        assert 1 <= len(fake.log) <= backend.client.max_workers + 1
     assert backend.client.usage.retries == 0
 
 

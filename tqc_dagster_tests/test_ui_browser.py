@@ -227,7 +227,7 @@ def shown(name: str, text: str) -> bool:
 def test_asset_graph_shows_every_asset(browser, server):
     # The global lineage shows groups collapsed; `expanded` (the UI's own query parameter) opens them.
     # Group ids are `global@global:<group>` (per code location with a feature flag: both are given).
-    expanded = ",".join(f"{prefix}:{group}" for group in GROUPS for prefix in ("global@global", "__repository__@tqc_dagster.definitions"))
+    expanded = ",".join(f"{prefix}:{group}" for group in GROUPS for prefix in ("global@global", "__repository__@tqc_dagster"))
     browser.goto(f"{server.url}/asset-groups?expanded={quote(expanded, safe=',:@')}")
     names = json.dumps(ASSETS)
     browser.wait_for(

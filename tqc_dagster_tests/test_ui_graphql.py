@@ -27,7 +27,7 @@ from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
 from tqc_dagster.definitions import STAGES, build_definitions
 from tqc_dagster_tests.conftest import write_config
-from tqc_dagster_tests.dagster_server import ALL_ASSETS, JUDGE_VERSION_ASSETS, MODEL_ASSETS, SAMPLE_ASSETS, DagsterServer, running_dagster
+from tqc_dagster_tests.dagster_server import ALL_ASSETS, JUDGE_VERSION_ASSETS, MODEL_ASSETS, DagsterServer, running_dagster
 
 RECORDS_PER_VERSION = 120  # few records: the UI tests are about the server, not the data
 SAMPLE_PARTITIONS = ["v1|model_a", "v1|model_b", "v2|model_a", "v2|model_b"]
@@ -170,7 +170,7 @@ def repository_contents(server, repository) -> dict:
 
 def test_every_stage_job_is_served_with_its_partition_set(repository_contents, defs):
     jobs = {job["name"]: job for job in repository_contents["jobs"] if not job["name"].startswith("__")}
-    assert set(jobs) == {stage.job for stage in STAGES}
+    assert set(jobs) == {stage.job for stage in STAGES} | {stage.check_job for stage in STAGES}
     partition_sets = {ps["pipelineName"]: [p["name"] for p in ps["partitionsOrError"]["results"]] for ps in repository_contents["partitionSets"]}
     for stage in STAGES:
         assert jobs[stage.job]["isAssetJob"] and jobs[stage.job]["description"] == stage.description
@@ -489,6 +489,25 @@ def test_a_run_launched_in_the_ui_does_not_consume_a_partition_whose_blocking_ch
     with dg.DagsterInstance.from_config(str(config_path.parent / "dagster_home")) as instance:
         (failure,) = instance.all_logs(run["runId"], of_type=dg.DagsterEventType.STEP_FAILURE)
     assert "processed_samples v1|model_a failed its check quarantine_rate" in failure.dagster_event.step_failure_data.user_failure_data.description
+
+
+JOB_RUNS = """
+query ($repositoryLocationName: String!, $repositoryName: String!, $jobName: String!) {
+  pipelineOrError(params: {repositoryLocationName: $repositoryLocationName, repositoryName: $repositoryName, pipelineName: $jobName}) {
+    ... on Pipeline { runs { runId status tags { key value } } }
+  }
+}
+"""
+
+
+def test_runs_made_by_tqc_run_show_under_their_jobs(server, repository):
+    """The project was materialized by `tqc run` before the server started: those runs are listed on the job pages."""
+    assert repository["repositoryLocationName"] == "tqc_dagster"
+    for job in ("ingest", "judgments", "synthesis", "splits", "publish_exports"):
+        runs = server.graphql(JOB_RUNS, {**repository, "jobName": job})["pipelineOrError"]["runs"]
+        from_cli = [run for run in runs if not {tag["key"] for tag in run["tags"]} & {"dagster/from_ui", "dagster/backfill"}]
+        partitions = {tag["value"] for run in from_cli for tag in run["tags"] if tag["key"] == "dagster/partition"}
+        assert partitions >= ({"v1"} if job in ("ingest", "publish_exports") else {"v1|model_a", "v1|model_b"}), (job, runs)
 
 
 def test_definitions_load_as_the_webserver_loads_them(defs):

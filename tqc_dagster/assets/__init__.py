@@ -8,3 +8,8 @@ OWNERS = {
     "agreement": ["team:ml-evaluation"],
     "exports": ["team:ml-training"],
 }
+
+
+def storage_kinds(storage_root: str, *compute: str) -> set[str]:
+    """Dagster `kinds` (icons in the UI): the compute (polars unless named) and where the asset is stored."""
+    return {*(compute or ("polars",)), "s3" if storage_root.startswith("s3://") else "parquet"}

@@ -5,9 +5,8 @@ import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets.charts import kappa_by_criterion
-from tqc_dagster.assets import OWNERS
-from tqc_dagster.assets.metadata import column_schema, markdown
-from tqc_dagster.checks import check_spec
+from tqc_dagster.assets import OWNERS, storage_kinds
+from tqc_dagster.assets.metadata import column_schema, table_metadata
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.agreement import OVERALL, agreement, most_disagreeing, paired
 from tqc_dagster.core.judgments import Thresholds
@@ -27,6 +26,7 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
     @dg.asset(
         name=AGREEMENT,
         group_name="agreement",
+        kinds=storage_kinds(config.storage_root),
         owners=OWNERS["agreement"],
         partitions_def=models,
         automation_condition=FOLLOW_UPSTREAM,
@@ -34,16 +34,6 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
         description=f"Agreement of judge {first} and judge {second} on the same translations of this model: per criterion "
         "and overall, coverage, Cohen's quadratic-weighted kappa on score buckets, Spearman correlation of scores, "
         "label agreement and the label confusion matrix.",
-        check_specs=[
-            check_spec(
-                "kappa_per_criterion",
-                AGREEMENT,
-                f"Warns when the judges' weighted kappa on a criterion is below {min_kappa} (agreement.min_kappa): "
-                "labels on that criterion are less trustworthy; consider consensus filtering.",
-                models,
-                blocking=False,
-            )
-        ],
         metadata=column_schema(JudgeAgreement),
     )
     def judge_agreement(processed_samples: pl.DataFrame):
@@ -51,24 +41,23 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
         pairs = paired(by_version.get((first,), processed_samples.clear()), by_version.get((second,), processed_samples.clear()))
         table = agreement(pairs, thresholds)
         JudgeAgreement.validate(table)
-        low = table.filter((pl.col("criterion") != OVERALL) & (pl.col("weighted_kappa") < min_kappa))
         overall = table.filter(pl.col("criterion") == OVERALL).row(0, named=True)
         yield dg.Output(
             table,
             metadata={
                 "judges": f"{first} vs {second}",
+                "dagster/row_count": table.height,
+                **{
+                    f"kappa_criterion_{criterion}": dg.MetadataValue.float(round(kappa, 6))
+                    for criterion, kappa in table.filter(pl.col("criterion") != OVERALL).select("criterion", "weighted_kappa").iter_rows()
+                    if kappa is not None
+                },
                 "n_both": overall["n_both"],
                 "overall_label_agreement": dg.MetadataValue.float(overall["label_agreement"] or 0.0),
                 "kappa_chart": kappa_by_criterion(table.filter(pl.col("criterion") != OVERALL), min_kappa),
-                "agreement": markdown(table, 10),
-                "most_disagreeing": markdown(most_disagreeing(pairs).drop("scores_a", "scores_b"), 20),
+                "agreement": table_metadata(table, 10),
+                "most_disagreeing": table_metadata(most_disagreeing(pairs).drop("scores_a", "scores_b"), 20),
             },
-        )
-        yield dg.AssetCheckResult(
-            check_name="kappa_per_criterion",
-            passed=low.height == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"below_min_kappa": markdown(low.select("criterion", "criterion_name", "n_both", "weighted_kappa"), 10)},
         )
 
     return [judge_agreement]

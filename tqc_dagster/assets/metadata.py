@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 import polars as pl
 
@@ -11,18 +13,26 @@ PREVIEW_ROWS = 10
 PREVIEW_TEXT_CHARS = 60
 
 
-def markdown(frame: pl.DataFrame, max_rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """A frame as a markdown table (long text cut, lists shown inline)."""
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=max_rows,
-        tbl_cols=-1,
-        fmt_str_lengths=PREVIEW_TEXT_CHARS,
-        fmt_table_cell_list_len=8,
-    ):
-        return dg.MetadataValue.md(str(frame.head(max_rows)))
+def _cell(value):
+    """A table cell the UI shows as is: numbers and booleans stay, text is cut, anything else becomes short text."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= PREVIEW_TEXT_CHARS else text[: PREVIEW_TEXT_CHARS - 1] + "…"
+
+
+def _column_type(dtype: pl.DataType) -> str:
+    return "float" if dtype.is_float() else "int" if dtype.is_integer() else "bool" if dtype == pl.Boolean else "string"
+
+
+def table_metadata(frame: pl.DataFrame, max_rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows of a frame as a Dagster table (typed columns, long text cut), which the UI lays out
+    in readable columns, unlike a markdown table."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, _column_type(dtype)) for name, dtype in frame.schema.items()])
+    records = [dg.TableRecord({name: _cell(value) for name, value in row.items()}) for row in frame.head(max_rows).iter_rows(named=True)]
+    return dg.MetadataValue.table(records, schema)
 
 
 def counts(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
@@ -34,15 +44,22 @@ def counts_dict(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return {str(value): rows for value, rows in counts(frame, column).iter_rows()}
 
 
+# What a person reads in a sample preview (the full row is in the parquet file).
+SAMPLE_PREVIEW = ("record_id", "product_category", "target_lang", "source", "translation", "min_score", "criterion", "label", "origin")
+
+
 def sample_metadata(samples: pl.DataFrame) -> dict[str, dg.MetadataValue]:
-    """Distributions a data engineer looks at before trusting a set of samples."""
+    """Distributions a data engineer looks at before trusting a set of samples; shares are numbers the UI plots."""
+    rows = max(samples.height, 1)
     return {
-        "rows": dg.MetadataValue.int(samples.height),
+        "dagster/row_count": dg.MetadataValue.int(samples.height),
+        "negative_share": dg.MetadataValue.float(round(samples.filter(pl.col("label") == "negative").height / rows, 6)),
+        "synthetic_share": dg.MetadataValue.float(round(samples.filter(pl.col("origin") == "synthetic").height / rows, 6)),
         "label_balance_chart": label_by_criterion(samples),
-        "by_target_model_criterion_label": markdown(counts(samples, "target_model", "criterion", "label"), 50),
-        "by_score_bucket": markdown(counts(samples, "score_bucket"), 10),
+        "by_target_model_criterion_label": table_metadata(counts(samples, "target_model", "criterion", "label"), 50),
+        "by_score_bucket": table_metadata(counts(samples, "score_bucket"), 10),
         "by_label": dg.MetadataValue.json(counts_dict(samples, "label")),
-        "preview": markdown(samples.drop("scores", "thought")),
+        "preview": table_metadata(samples.select(SAMPLE_PREVIEW)),
     }
 
 

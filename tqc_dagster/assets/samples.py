@@ -8,17 +8,16 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.ingest import PROCESSED
-from tqc_dagster.assets import OWNERS
-from tqc_dagster.assets.metadata import column_schema, counts, markdown, sample_metadata
+from tqc_dagster.assets import OWNERS, storage_kinds
+from tqc_dagster.assets.metadata import column_schema, counts, sample_metadata, table_metadata
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
-from tqc_dagster.checks import check_spec, schema_check, schema_spec
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.balance import balance, balance_violations
+from tqc_dagster.core.balance import balance
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
 from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
-from tqc_dagster.core.split import realized_test_share, shared_sources, source_is_test, split_samples
-from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisBackend, deficits, rows_outside_their_group
+from tqc_dagster.core.split import realized_test_share, source_is_test, split_samples
+from tqc_dagster.core.synthesis import SynthesisBackend, deficits
 from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
 from tqc_dagster.core.synthesis.bedrock import BedrockBackend
 from tqc_dagster.core.synthesis.rules import RulesBackend
@@ -39,6 +38,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     synthesis, split, balancing = config.synthesis, config.split, config.balance
     consensus = config.consensus.policy
     prices = config.bedrock.price
+    kinds = storage_kinds(config.storage_root)
 
     def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, "ConverseClient | None"]:
         """The configured backend, and the Bedrock client whose usage it reports (None for rules)."""
@@ -58,22 +58,13 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     @dg.asset(
         name=SYNTHETIC_SAMPLES,
         group_name="synthesis",
+        kinds=storage_kinds(config.storage_root, "polars", "bedrock") if synthesis.backend == BEDROCK else kinds,
         owners=OWNERS["synthesis"],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={PROCESSED: dg.AssetIn()},
         description=f"Synthetic samples that top up every simple-model group (product_category, criterion, "
         f"score_bucket) below {synthesis.min_samples} samples, made by the `{synthesis.backend}` backend.",
-        check_specs=[
-            schema_spec(SYNTHETIC_SAMPLES, Samples, partitions),
-            check_spec(
-                "rows_match_their_group",
-                SYNTHETIC_SAMPLES,
-                "Every synthetic row's scores put it in the group it was made for (criterion and score bucket), "
-                "so synthesis cannot mislabel the training data.",
-                partitions,
-            ),
-        ],
         metadata=column_schema(Samples),
         pool=BEDROCK if synthesis.backend == BEDROCK else None,
     )
@@ -91,26 +82,18 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "backend": synthesis.backend,
                 "groups_topped_up": wanted.height,
                 "groups_unfilled": unfilled.height,
-                "made_per_criterion": markdown(counts(made, "criterion"), 10),
-                "groups": markdown(output.report, 200),
+                "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
+                "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
             },
         )
-        yield schema_check(Samples, made, SYNTHETIC_SAMPLES)
-        mismatched = rows_outside_their_group(made, wanted, thresholds)
-        yield dg.AssetCheckResult(
-            asset_key=SYNTHETIC_SAMPLES,
-            check_name="rows_match_their_group",
-            passed=mismatched.height == 0,
-            description=None if mismatched.height == 0 else f"{mismatched.height} synthetic rows do not fall in the group they were "
-            "made for (see examples): the synthesis backend mislabels; do not train on this partition until it is fixed.",
-            metadata={"mismatched_rows": mismatched.height, "examples": markdown(mismatched.select("sample_id", *GROUP_KEYS, "scores"))},
-        )
 
     @dg.multi_asset(
+        name=TRAINSET,  # the step is named after its main output
         outs={
             TRAINSET: dg.AssetOut(
                 group_name="splits",
+                kinds=kinds,
                 owners=OWNERS["splits"],
                 automation_condition=FOLLOW_UPSTREAM,
                 description="Judged samples whose normalized source hashes to train, plus synthetic samples "
@@ -119,6 +102,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
             TESTSET: dg.AssetOut(
                 group_name="splits",
+                kinds=kinds,
                 owners=OWNERS["splits"],
                 automation_condition=FOLLOW_UPSTREAM,
                 description=f"Judged samples whose normalized source hashes to test (test_ratio {split.test_ratio}); no synthetic rows.",
@@ -128,22 +112,6 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         # With consensus filtering, the other judge versions' samples of this model come along.
         ins={PROCESSED: dg.AssetIn(partition_mapping=same_model_every_judge_version() if consensus != "none" else None), SYNTHETIC_SAMPLES: dg.AssetIn()},
         partitions_def=partitions,
-        check_specs=[
-            schema_spec(TRAINSET, Samples, partitions),
-            schema_spec(TESTSET, Samples, partitions),
-            check_spec(
-                "no_synthetic_rows",
-                TESTSET,
-                "The test set holds judged samples only: synthetic rows would grade models on made-up data.",
-                partitions,
-            ),
-            check_spec(
-                "no_source_on_both_sides",
-                TESTSET,
-                "No normalized source title is in both train and test of this partition (see the exports check for the whole judge version).",
-                partitions,
-            ),
-        ],
     )
     def train_test_split(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):
         judge_version, _ = split_key(context.partition_key)
@@ -156,7 +124,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             keep = consensus_mask(result.train, others, consensus, thresholds) | ~is_judged
             removed = removed_by_criterion(result.train.filter(is_judged), keep.filter(is_judged))
             result = replace(result, train=result.train.filter(keep))
-            consensus_metadata["consensus_removed"] = markdown(removed, 20)
+            consensus_metadata["consensus_removed"] = table_metadata(removed, 20)
             consensus_metadata["consensus_removed_total"] = int(removed.get_column("removed").sum())
         share = realized_test_share(result.train, result.test, ["target_model", "criterion", "label"])
         overall = result.test.height / max(1, result.test.height + result.train.filter(pl.col("origin") != SYNTHETIC).height)
@@ -171,48 +139,20 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             metadata={
                 **sample_metadata(result.test),
                 "test_share": dg.MetadataValue.float(round(overall, 4)),
-                "test_share_by_group": markdown(share, 100),
+                "test_share_by_group": table_metadata(share, 100),
             },
-        )
-        yield schema_check(Samples, result.train, TRAINSET)
-        yield schema_check(Samples, result.test, TESTSET)
-        synthetic_in_test = result.test.filter(pl.col("origin") == SYNTHETIC).height
-        yield dg.AssetCheckResult(
-            asset_key=TESTSET,
-            check_name="no_synthetic_rows",
-            passed=synthetic_in_test == 0,
-            description=None if synthetic_in_test == 0 else f"{synthetic_in_test} synthetic rows in the test set: a bug in the split.",
-            metadata={"synthetic_rows": synthetic_in_test},
-        )
-        overlap = shared_sources(result.train, result.test)
-        yield dg.AssetCheckResult(
-            asset_key=TESTSET,
-            check_name="no_source_on_both_sides",
-            passed=overlap.height == 0,
-            description=None if overlap.height == 0 else f"{overlap.height} normalized source titles are on both sides (see examples): "
-            "the split leaks; a bug in the split.",
-            metadata={"shared_sources": overlap.height, "examples": markdown(overlap)},
         )
 
     @dg.asset(
         name=BALANCED,
         group_name="splits",
+        kinds=kinds,
         owners=OWNERS["splits"],
         automation_condition=FOLLOW_UPSTREAM,
         partitions_def=partitions,
         ins={TRAINSET: dg.AssetIn()},
         description="The training set balanced per group (each simple criterion; the complex model as one): the "
         "negatives and as many positives drawn with the seed.",
-        check_specs=[
-            schema_spec(BALANCED, Samples, partitions),
-            check_spec(
-                "balanced_within_tolerance",
-                BALANCED,
-                "Each balance group holds as many positives as negatives, unless it ran out of positives "
-                "(a reported shortfall).",
-                partitions,
-            ),
-        ],
         metadata=column_schema(Samples),
     )
     def balanced_trainset(trainset: pl.DataFrame):
@@ -221,19 +161,9 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             result.balanced,
             metadata={
                 **sample_metadata(result.balanced),
-                "groups": markdown(result.report, 20),
+                "groups": table_metadata(result.report, 20),
                 "total_shortfall": int(result.report.get_column("shortfall").sum()),
             },
-        )
-        yield schema_check(Samples, result.balanced, BALANCED)
-        unbalanced = balance_violations(result.balanced, trainset)
-        yield dg.AssetCheckResult(
-            asset_key=BALANCED,
-            check_name="balanced_within_tolerance",
-            passed=unbalanced.height == 0,
-            description=None if unbalanced.height == 0 else f"{unbalanced.height} balance groups hold more of one label than the other "
-            "although positives were left (see unbalanced_groups): a bug in balancing.",
-            metadata={"unbalanced_groups": markdown(unbalanced, 20)},
         )
 
     return [synthetic_samples, train_test_split, balanced_trainset]

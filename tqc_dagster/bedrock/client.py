@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 
 from tqc_dagster.bedrock.cache import ResponseCache, request_key
-from tqc_dagster.bedrock.limiter import shared_limiter
+from tqc_dagster.bedrock.limiter import RateLimiter, shared_limiter
 
 RETRYABLE_ERRORS = {"throttlingexception", "serviceunavailableexception", "modelnotreadyexception", "internalserverexception", "modeltimeoutexception"}
 THROTTLING = "throttlingexception"
@@ -115,18 +115,23 @@ class ConverseClient:
         backoff_cap_s: float = 60.0,
         throttle_cooldown_s: float = 1.0,
         log: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter | None = None,
     ):
+        """`sleep` waits out the backoff between attempts; `limiter` defaults to the process-wide one of this
+        quota (region, endpoint, model). Both are injectable so tests can run the client on simulated time."""
         self.model_id = model_id
         self.max_workers = max_workers
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.throttle_cooldown_s = throttle_cooldown_s
-        self.limiter = shared_limiter((region, endpoint_url, model_id), requests_per_minute, tokens_per_minute)
+        self.limiter = limiter if limiter is not None else shared_limiter((region, endpoint_url, model_id), requests_per_minute, tokens_per_minute)
         self.cache = ResponseCache(cache_dir)
         self.usage = Usage()
         self._log = log or (lambda message: None)
         self._jitter = random.Random()
+        self._sleep = sleep
         self._client = boto3.session.Session().client(
             "bedrock-runtime",
             region_name=region,
@@ -157,7 +162,7 @@ class ConverseClient:
         for attempt in range(self.max_attempts):
             if attempt:
                 self.usage.add(retries=1)
-                time.sleep(self._jitter.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)))
+                self._sleep(self._jitter.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)))
             reservation = self.limiter.acquire(reserve)
             self.usage.stamp("first_request_at")
             self.usage.add(requests=1)

@@ -4,6 +4,9 @@ Requests are spaced evenly (at least 60 s / quota apart, with a small safety mar
 60-second window carries more than the request quota however the window is placed; bursts
 are impossible by construction. Tokens are reserved up front (input estimate + maxTokens),
 reconciled with the usage Bedrock reports, and given back when a request was throttled.
+
+The clock and the Condition the limiter waits on (and notifies) are injectable, so tests can run
+it on simulated time.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class RateLimiter:
         requests_per_minute: float,
         tokens_per_minute: int,
         clock: Callable[[], float] = time.monotonic,
+        condition: threading.Condition | None = None,
     ):
         if requests_per_minute <= 0 or tokens_per_minute <= 0:
             raise ValueError("requests_per_minute and tokens_per_minute must be positive")
@@ -40,7 +44,7 @@ class RateLimiter:
         self._clock = clock
         self._next_start = float("-inf")
         self._reservations: deque[Reservation] = deque()
-        self._changed = threading.Condition()
+        self._changed = condition if condition is not None else threading.Condition()  # acquire waits on it; reconcile notifies it
 
     def acquire(self, tokens: int) -> Reservation:
         """Block until a request of `tokens` may start; the returned reservation counts against both quotas."""

@@ -89,6 +89,7 @@ def _fresh(config: TqcConfig, outcome: RunOutcome) -> set[tuple[str, str]]:
     partitions = {
         *(f"{jv}|{model}" for jv in config.judge_version_names for model in config.model_names),
         *config.judge_version_names,
+        *config.model_names,
     }
     with dg.DagsterInstance.get() as instance:
         return {

@@ -55,7 +55,7 @@ def test_run_materializes_every_asset_of_every_partition(project):
             folder = Path(config.storage_root) / "exports" / judge_version / target_model
             for name in ("sft/train.jsonl", "sft/test.jsonl", "llamafactory/dataset_info.json", "bedrock/train.jsonl", "grpo/test.parquet", "README.md"):
                 assert (folder / name).exists(), folder / name
-    for heading in ("rows per asset and partition", "by reason", "export lines per judge version"):
+    for heading in ("rows per asset and partition", "by reason", "export lines per judge version", "judge agreement (weighted kappa", "next:"):
         assert heading in result.output
 
 

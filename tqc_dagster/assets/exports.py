@@ -9,7 +9,7 @@ from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import table_metadata
 from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.export_folder import target_splits, verify_export, write_export
+from tqc_dagster.core.export_folder import target_splits, verify_folders, write_export
 from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version
@@ -72,34 +72,34 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     def exports(context: dg.AssetExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
         judge_version = context.partition_key
         leaked = shared_sources(trainset, testset)
-        staged: list[pl.DataFrame] = []  # the files table of the staged export, filled by write()
+        verified: dict = {}  # the staged export's files table and check results, filled by write()
 
         def write(staging: Path) -> None:
             """Write every target model's folder, read every file back, and refuse to publish on any problem."""
+            written = {}
             for target_model in TARGET_MODELS:
-                folder = staging / target_model
-                folder.mkdir()
-                written = write_export(folder, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config)
-                staged.append(verify_export(folder, written).with_columns(pl.lit(target_model).alias("target_model")))
-            staged[:] = [pl.concat(staged).select("target_model", "file", "lines", "expected", "problems")]
-            if not all(result.passed for result in export_check_results(staged[0], leaked)):
+                (staging / target_model).mkdir()
+                written[target_model] = write_export(staging / target_model, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config)
+            verified["files"] = verify_folders(staging, written)
+            verified["results"] = export_check_results(verified["files"], leaked)
+            if not all(result.passed for result in verified["results"]):
                 raise ExportRejected
 
         folder = join(config.storage_root, EXPORTS, judge_version)
         try:
             store_for(config.storage_root, config.s3).publish_folder(folder, write, markers=TARGET_MODELS)
         except ExportRejected:
-            failed = [f"exports:{result.check_name}: {result.description}" for result in export_check_results(staged[0], leaked) if not result.passed]
+            failed = [f"exports:{result.check_name}: {result.description}" for result in verified["results"] if not result.passed]
             raise dg.Failure(
                 description=f"The exports of {judge_version} failed verification and were not published; {folder} keeps "
                 "the previous verified export, if any.\n" + "\n".join(failed),
-                metadata={"files": table_metadata(staged[0], 40), "shared_sources": leaked.height},
+                metadata={"files": table_metadata(verified["files"], 40), "shared_sources": leaked.height},
                 allow_retries=False,
             ) from None
         return dg.MaterializeResult(
             metadata={
                 "folder": dg.MetadataValue.path(folder),
-                "files": table_metadata(staged[0], 40),
+                "files": table_metadata(verified["files"], 40),
                 "train_samples": balanced_trainset.height,
                 "test_samples": testset.height,
             }

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets.exports import EXPORTS, export_check_results, export_folder
-from tqc_dagster.core.export_folder import expected_counts, target_splits, verify_export
+from tqc_dagster.core.export_folder import expected_counts, target_splits, verify_folders
 from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
 from tqc_dagster.checks import check_spec, stored
 from tqc_dagster.config import TqcConfig
@@ -44,17 +44,15 @@ def build_export_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     )
     def exports_checks(context: dg.AssetCheckExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
         store = store_for(config.storage_root, config.s3)
-        tables = []
         for target_model in TARGET_MODELS:
             folder = export_folder(config.storage_root, context.partition_key, target_model)
             if not store.exists(join(folder, SUCCESS_MARKER)):
                 for name in NAMES:
                     yield dg.AssetCheckResult(asset_key=EXPORTS, check_name=name, passed=False, description=f"{folder} is not published (no {SUCCESS_MARKER}).")
                 return
-            with store.local_folder(folder) as local:
-                expected = expected_counts(target_splits(balanced_trainset, testset, target_model), target_model, config)
-                tables.append(verify_export(Path(local), expected).with_columns(pl.lit(target_model).alias("target_model")))
-        files = pl.concat(tables).select("target_model", "file", "lines", "expected", "problems")
+        expected = {target_model: expected_counts(target_splits(balanced_trainset, testset, target_model), target_model, config) for target_model in TARGET_MODELS}
+        with store.local_folder(join(config.storage_root, EXPORTS, context.partition_key)) as local:
+            files = verify_folders(Path(local), expected)
         yield from export_check_results(files, shared_sources(trainset, testset))
 
     return [exports_checks]

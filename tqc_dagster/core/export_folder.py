@@ -85,3 +85,11 @@ def verify_export(folder: Path, written: dict) -> pl.DataFrame:
         grpo = pl.read_parquet(folder / f"grpo/{split}.parquet")
         rows.append((f"grpo/{split}.parquet", grpo.height, counts["samples"], export.grpo_problems(grpo)))
     return pl.DataFrame(rows, schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64}, orient="row")
+
+
+def verify_folders(root: Path, expected: dict[str, dict]) -> pl.DataFrame:
+    """Every target model's folder under `root` (`root/<target_model>/`) read back against its expected counts
+    ({target_model: write_export's result}): per file, target_model, file, lines, expected and problems."""
+    tables = [verify_export(root / target_model, counts).with_columns(pl.lit(target_model).alias("target_model")) for target_model, counts in expected.items()]
+    return pl.concat(tables).select("target_model", "file", "lines", "expected", "problems")
+

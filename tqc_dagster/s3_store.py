@@ -130,6 +130,12 @@ class S3Store:
             head = self.client.head_object(Bucket=bucket, Key=key)
         return FileState(head["ContentLength"], head["ETag"].strip('"'))
 
+    def modified(self, uri: str) -> float:
+        """When the object was last written (its LastModified, whole seconds), in POSIX seconds."""
+        bucket, key = _split(uri)
+        with self._errors(uri):
+            return self.client.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+
     @contextmanager
     def local_copy(self, uri: str) -> Iterator[str]:
         """Stream the object to a temporary file (never all of it in memory), removed afterwards."""

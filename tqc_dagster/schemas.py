@@ -37,7 +37,7 @@ class JudgeRecords(_LineFields):
     """One row per non-blank batch-output line of a judge version, parsed once for every model."""
 
     translations: pl.List(pl.Struct({"id": pl.String, "text": pl.String})) = pa.Field(nullable=True, description="each configured translation id's text in the prompt")
-    judge_entries: pl.List(pl.Struct({"id": pl.String, "thought": pl.String, "scores": pl.List(pl.String)})) = pa.Field(nullable=True, description="the decoded judge array, ids and scores as found")
+    judge_entries: pl.List(pl.Struct({"id": pl.String, "thought": pl.String, "scores": pl.List(pl.String), "fault": pl.String})) = pa.Field(nullable=True, description="the decoded judge array, ids and scores as text; fault: thought_not_text or scores_not_a_list")
 
     class Config:
         strict = True

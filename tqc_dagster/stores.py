@@ -69,6 +69,10 @@ class LocalStore:
         stat = os.stat(uri)
         return FileState(stat.st_size, str(stat.st_mtime_ns))
 
+    def modified(self, uri: str) -> float:
+        """When the file was last written, in POSIX seconds (its mtime)."""
+        return os.stat(uri).st_mtime
+
     @contextmanager
     def local_copy(self, uri: str) -> Iterator[str]:
         yield uri

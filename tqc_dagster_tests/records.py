@@ -152,6 +152,53 @@ def converse_output(
     }
 
 
+def user_content(text: str, shape: str = "blocks") -> Any:
+    """A user turn's content in one of the legal shapes (AWS, "Anthropic Claude Messages API"; Converse ContentBlock).
+
+    blocks: one text block; string: the bare string; split: two text blocks; image: an image block first;
+    converse: Converse blocks ({"text": ...}, no "type").
+    """
+    if shape == "string":
+        return text
+    if shape == "split":
+        middle = text.index("## Translations")
+        return [{"type": "text", "text": text[:middle]}, {"type": "text", "text": text[middle:]}]
+    if shape == "image":
+        image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+        return [image, {"type": "text", "text": text}]
+    if shape == "converse":
+        return [{"text": text}]
+    if shape == "blocks":
+        return [{"type": "text", "text": text}]
+    raise ValueError(f"unknown content shape {shape!r}")
+
+
+def model_input(
+    prompt: str, *, prompt_shape: str = "blocks", prefill: str | None = "```json", prefill_shape: str = "blocks", request: str = "anthropic"
+) -> dict[str, Any]:
+    """The request body: an Anthropic messages body, or a Converse / Nova body (request="converse").
+
+    `prefill` is the final assistant turn (None: no assistant turn); the response continues it.
+    """
+    if request == "converse":
+        messages = [{"role": "user", "content": user_content(prompt, "converse")}]
+        if prefill is not None:
+            messages.append({"role": "assistant", "content": [{"text": prefill}]})
+        return {"schemaVersion": "messages-v1", "system": [{"text": SYSTEM}], "messages": messages,
+                "inferenceConfig": {"maxTokens": 4096, "stopSequences": ["```"]}}
+    messages = [{"role": "user", "content": user_content(prompt, prompt_shape)}]
+    if prefill is not None:
+        messages.append({"role": "assistant", "content": prefill if prefill_shape == "string" else [{"type": "text", "text": prefill}]})
+    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096, "stop_sequences": ["```"], "system": SYSTEM, "messages": messages}
+
+
+def continuation(prefill: str, entries: list[dict[str, Any]] | None = None) -> str:
+    """What a judge writes after a prefill that opens the array (e.g. "[" or "[{"): the rest of it."""
+    array = json.dumps(default_entries() if entries is None else entries, ensure_ascii=False)
+    assert array.startswith(prefill), (array[:10], prefill)
+    return array[len(prefill):]
+
+
 def judge_record(
     record_id: Any = DEFAULT_RECORD_ID,
     *,
@@ -173,25 +220,24 @@ def judge_record(
     error: dict[str, Any] | None = None,
     model_output: bool = True,
     omit_record_id: bool = False,
+    prompt_shape: str = "blocks",
+    prefill: str | None = "```json",
+    prefill_shape: str = "blocks",
+    request: str = "anthropic",
 ) -> dict[str, Any]:
     """One Bedrock batch record of a judge call; valid unless a knob says otherwise.
 
     `text` overrides the judge's whole text output; `error` adds an error object and drops
     the model output (a failed record); `model_output=False` drops the output alone.
+    `prompt_shape`, `prefill`, `prefill_shape` and `request` choose the request body's legal
+    variants (see `model_input`); with a prefill other than "```json", pass the matching `text`
+    (e.g. `continuation("[")`).
     """
     record: dict[str, Any] = {}
     if not omit_record_id:
         record["recordId"] = record_id
-    record["modelInput"] = {
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": 4096,
-        "stop_sequences": ["```"],
-        "system": SYSTEM,
-        "messages": [
-            {"role": "user", "content": [{"type": "text", "text": prompt_text(source, translations, target_lang)}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "```json"}]},
-        ],
-    }
+    prompt = prompt_text(source, translations, target_lang)
+    record["modelInput"] = model_input(prompt, prompt_shape=prompt_shape, prefill=prefill, prefill_shape=prefill_shape, request=request)
     if text is None:
         text = judge_text(
             entries, string_ids=string_ids, string_scores=string_scores, reverse=reverse, indent=indent, fence=fence, prose=prose

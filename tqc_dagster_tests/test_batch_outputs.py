@@ -1,19 +1,22 @@
-"""The vectorized reader of Bedrock batch outputs: every input variant of data contract section 2."""
+"""The reader of Bedrock batch outputs: every input variant of data contract section 2, line by line."""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 
+import re
+
 import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from tqc_dagster.core import batch_lines as bl
 from tqc_dagster.core import batch_outputs as bo
+from tqc_dagster.core import judge_array as ja
 from tqc_dagster.schemas import RawJudgments
 from tqc_dagster_tests import records as rec
 
 MODELS = {"model_a": 1, "model_b": 2}
-A_SCORES = ["5", "5", "5", "5", "4", "5", "4.5"]  # scores are read as strings (floats print as 5.0 -> "5")
 
 
 def parse(files: list[str]) -> pl.DataFrame:
@@ -37,21 +40,26 @@ def write_one(tmp_path, record: dict, name: str = "part-0.jsonl.out") -> list[st
     return [rec.write_records(tmp_path / name, [record])]
 
 
-# --- read_lines / read_records ------------------------------------------------------------------
+# --- lines and files ------------------------------------------------------------------------------
 
 
-def test_read_lines_numbers_lines_from_one_and_marks_blank_lines_null(tmp_path):
+def lines_of(path: str) -> list[bytes]:
+    return [line for chunk in bo.chunks(path) for batch in bo.chunk_lines(chunk) for line in batch]
+
+
+def test_lines_are_split_on_newlines_and_blank_lines_are_counted_not_read(tmp_path):
     path = rec.write_lines(tmp_path / "a.jsonl.out", ["first", "", "   \t ", "fourth"])
-    lines = bo.read_lines(path)
-    assert lines.columns == ["line_number", "line"]
-    assert lines.rows() == [(1, "first"), (2, None), (3, None), (4, "fourth")]
+    assert lines_of(path) == [b"first", b"", b"   \t ", b"fourth"]
+    read = bo.read_records([path], [1, 2])
+    assert read.records.select("line_number", "parse_error").rows() == [(1, bo.UNREADABLE_LINE), (4, bo.UNREADABLE_LINE)]
+    assert read.blank_lines == 2
 
 
-def test_read_lines_keeps_crlf_numbering_and_blank_lines(tmp_path):
+def test_crlf_lines_keep_their_numbering_and_blank_lines(tmp_path):
     path = rec.write_lines(tmp_path / "crlf.jsonl.out", ["one", "two", "", "three"], newline="\r\n")
-    lines = bo.read_lines(path)
-    assert [line if line is None else line.rstrip("\r") for line in lines.get_column("line").to_list()] == ["one", "two", None, "three"]
-    assert lines.get_column("line_number").to_list() == [1, 2, 3, 4]
+    read = bo.read_records([path], [1, 2])
+    assert read.records.select("line_number", "excerpt").rows() == [(1, "one"), (2, "two"), (4, "three")]
+    assert read.blank_lines == 1
 
 
 def test_crlf_records_parse_like_lf_records(tmp_path):
@@ -61,17 +69,17 @@ def test_crlf_records_parse_like_lf_records(tmp_path):
     assert parse([crlf]).drop("source_file").equals(parse([lf]).drop("source_file"))
 
 
-def test_read_lines_last_line_without_newline_is_read(tmp_path):
+def test_last_line_without_newline_is_read(tmp_path):
     path = rec.write_lines(tmp_path / "a.jsonl.out", ["one", "two"], trailing=False)
-    assert bo.read_lines(path).get_column("line").to_list() == ["one", "two"]
+    assert lines_of(path) == [b"one", b"two"]
+    assert parse([path]).get_column("line_number").to_list() == [1, 2]
 
 
-def test_read_lines_invalid_utf8_becomes_replacement_char_and_keeps_other_lines(tmp_path):
+def test_invalid_utf8_becomes_replacement_char_and_keeps_other_lines(tmp_path):
     path = tmp_path / "bad.jsonl.out"
     path.write_bytes(b"good\nba\xffd\n\xc3\r\nlast\n")
-    lines = bo.read_lines(str(path))
-    assert [line.rstrip("\r") for line in lines.get_column("line").to_list()] == ["good", "ba\ufffdd", "\ufffd", "last"]
-    assert lines.get_column("line_number").to_list() == [1, 2, 3, 4]
+    records = parse([str(path)])
+    assert records.select("line_number", "excerpt").rows() == [(1, "good"), (2, "ba\ufffdd"), (3, "\ufffd"), (4, "last")]
 
 
 def test_read_records_several_files_keep_their_own_numbering_and_count_blank_lines(tmp_path):
@@ -94,10 +102,11 @@ def test_read_records_of_no_files_is_an_empty_typed_frame():
     assert read.records.schema == pl.Schema(bo.RECORD_SCHEMA)
 
 
-def test_read_lines_empty_file_has_no_rows(tmp_path):
+def test_empty_file_has_no_rows(tmp_path):
     path = tmp_path / "empty.jsonl.out"
     path.write_bytes(b"")
-    assert bo.read_lines(str(path)).filter(pl.col("line").is_not_null()).height == 0
+    read = bo.read_records([str(path)], [1, 2])
+    assert read.records.height == 0 and read.blank_lines == 0
 
 
 # --- valid variants of section 2 -------------------------------------------------------------
@@ -314,23 +323,26 @@ def test_raw_judgments_frame_validates(tmp_path):
 # --- parse_error codes ------------------------------------------------------------------------
 
 
+TRUNCATED_LINE = '{"recordId": "meta_All_Beauty_0_1", "modelInput": {"messages": ['
+
+
 @pytest.mark.parametrize(
-    "bad_line",
+    ("bad_line", "visible_id"),
     [
-        "not json at all",
-        '{"recordId": "meta_All_Beauty_0_1", "modelInput": {"messages": [',
-        '[{"recordId": "meta_All_Beauty_0_1"}]',
-        '"just a string"',
-        "42",
+        ("not json at all", None),
+        (TRUNCATED_LINE, "meta_All_Beauty_0_1"),
+        ('[{"recordId": "meta_All_Beauty_0_1"}]', "meta_All_Beauty_0_1"),
+        ('"just a string"', None),
+        ("42", None),
     ],
     ids=["prose", "truncated", "array", "string", "number"],
 )
-def test_unreadable_lines_get_unreadable_code_and_line_excerpt(tmp_path, bad_line):
+def test_unreadable_lines_get_unreadable_code_line_excerpt_and_visible_record_id(tmp_path, bad_line, visible_id):
     path = rec.write_lines(tmp_path / "a.jsonl.out", [rec.line(rec.judge_record()), bad_line])
     records = parse([path])
     assert records.get_column("parse_error").to_list() == [None, bo.UNREADABLE_LINE]
     bad = records.row(1, named=True)
-    assert bad["record_id"] is None
+    assert bad["record_id"] == visible_id
     assert bad["line_number"] == 2
     assert bad["excerpt"] == bad_line[: bo.EXCERPT_CHARS]
 
@@ -338,11 +350,11 @@ def test_unreadable_lines_get_unreadable_code_and_line_excerpt(tmp_path, bad_lin
 OBJECT_SHAPED_BAD_LINES = [
     "{ this is not json }",
     '{"recordId": "a"} {"recordId": "b"}',
-    '{"recordId": "meta_All_Beauty_0_9", "modelInput": {"messages": [{"role": "user", "content": "plain"}]}}',
+    '{"recordId": "a"}, {"recordId": "b"}',
 ]
 
 
-@pytest.mark.parametrize("bad_line", OBJECT_SHAPED_BAD_LINES, ids=["braces", "two-objects", "wrong-shape"])
+@pytest.mark.parametrize("bad_line", OBJECT_SHAPED_BAD_LINES, ids=["braces", "two-objects", "two-objects-comma"])
 def test_object_shaped_unreadable_line_alone_is_unreadable(tmp_path, bad_line):
     path = rec.write_lines(tmp_path / "a.jsonl.out", [bad_line])
     row = only_row(parse([path]))
@@ -350,7 +362,7 @@ def test_object_shaped_unreadable_line_alone_is_unreadable(tmp_path, bad_line):
     assert row["excerpt"] == bad_line[: bo.EXCERPT_CHARS]
 
 
-@pytest.mark.parametrize("bad_line", OBJECT_SHAPED_BAD_LINES, ids=["braces", "two-objects", "wrong-shape"])
+@pytest.mark.parametrize("bad_line", OBJECT_SHAPED_BAD_LINES, ids=["braces", "two-objects", "two-objects-comma"])
 def test_object_shaped_unreadable_line_next_to_a_valid_line_is_unreadable(tmp_path, bad_line):
     path = rec.write_lines(tmp_path / "a.jsonl.out", [rec.line(rec.judge_record()), bad_line])
     records = parse([path])
@@ -388,11 +400,13 @@ def test_no_model_output_code(tmp_path):
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        ("I cannot evaluate these translations.", bo.NO_JUDGE_ARRAY),
-        ('\n[{"id": 1, "thought": "ok", "scores": [5, 5, 5, 5, 5, 5, 5]},, {"id": 2}]\n', bo.INVALID_JUDGE_ARRAY),
-        ('\n[{"id": 1, "thought": "ok", "scores": [5, 5, 5, 5, 5, 5, 5]}, {"id": 2, "thought": "x"', bo.NO_JUDGE_ARRAY),
+        ("I cannot evaluate these translations.", ja.NO_JUDGE_ARRAY),
+        ('\n[{"id": 1, "thought": "ok", "scores": [5, 5, 5, 5, 5, 5, 5]},, {"id": 2}]\n', ja.INVALID_JUDGE_ARRAY),
+        ('\n[{"id": 1, "thought": "ok", "scores": [5, 5, 5, 5, 5, 5, 5]}, {"id": 2, "thought": "x"', ja.INVALID_JUDGE_ARRAY),
+        ("\n[]\n", ja.NO_JUDGE_ARRAY),
+        ("Scores: [1, 2, 3]", ja.NO_JUDGE_ARRAY),
     ],
-    ids=["prose", "double-comma", "cut-off"],
+    ids=["prose", "double-comma", "cut-off", "empty-array", "array-of-numbers"],
 )
 def test_judge_array_problems_get_their_codes(tmp_path, text, code):
     files = write_one(tmp_path, rec.judge_record(text=text))
@@ -411,71 +425,58 @@ def test_first_entry_wins_when_an_id_is_repeated(tmp_path):
     assert only_row(raw_for(files, "model_a"))["thought"] == "first"
 
 
-# --- decode_json --------------------------------------------------------------------------------
+# --- judge_array and decode_line -------------------------------------------------------------------
 
 ENTRY_ARRAY = rec.judge_text().strip()
 
 
-def _one_by_one(values: list[str | None], dtype: pl.DataType) -> list:
-    """Each value decoded on its own; null when it does not decode to exactly one value."""
-    out = []
-    for value in values:
-        try:
-            decoded = pl.Series([value], dtype=pl.String).str.json_decode(dtype).to_list()
-        except pl.exceptions.PolarsError:
-            decoded = []
-        out.append(decoded[0] if len(decoded) == 1 else None)
-    return out
+def test_judge_array_reads_ids_thoughts_and_scores_as_text():
+    entries, code = ja.judge_array(ENTRY_ARRAY)
+    assert code is None
+    assert [entry[:4] for entry in entries] == [
+        ("1", rec.THOUGHT_A, rec.SCORES_A, None),
+        ("2", rec.THOUGHT_B, rec.SCORES_B, None),
+    ]
 
 
-def test_decode_json_isolates_bad_values_and_keeps_good_ones():
-    values = pl.Series("v", [ENTRY_ARRAY, "[{", None, "[]", ENTRY_ARRAY, "nope"], dtype=pl.String)
-    decoded = bo.decode_json(values, bo.JUDGE_ARRAY_DTYPE)
-    assert decoded.len() == values.len()
-    assert decoded.dtype == bo.JUDGE_ARRAY_DTYPE
-    assert decoded.to_list() == _one_by_one(values.to_list(), bo.JUDGE_ARRAY_DTYPE)
-    assert decoded[0] is not None and decoded[1] is None and decoded[5] is None
+def test_judge_array_with_mixed_score_types_reads_each_as_text():
+    entries, _ = ja.judge_array('[{"id": "1", "thought": "t", "scores": [5, "4.5", null, true, [1], 2.0, "N/A"]}]')
+    assert entries[0][2] == ["5", "4.5", None, "true", None, "2.0", "N/A"]
 
 
-@pytest.mark.parametrize("values", [[""], [" "], ["", "[]"], ["[]", "\t", "[{"]], ids=["empty", "space", "empty+array", "tab-mixed"])
-def test_decode_json_blank_strings_become_null_and_keep_length(values):
-    decoded = bo.decode_json(pl.Series("v", values, dtype=pl.String), bo.JUDGE_ARRAY_DTYPE)
-    assert decoded.len() == len(values)
-    assert decoded.to_list() == _one_by_one(values, bo.JUDGE_ARRAY_DTYPE)
+def test_decode_line_reads_the_fields_of_a_record():
+    fields = bl.decode_line(rec.line(rec.judge_record()).encode())
+    assert fields.record_id == rec.DEFAULT_RECORD_ID
+    assert fields.judge_text == "```json" + rec.judge_text()
+    assert fields.output_text == rec.judge_text()
+    assert (fields.stop_reason, fields.error, fields.input_tokens, fields.output_tokens) == ("stop_sequence", None, 812, 233)
+    assert bo.prompt_fields(fields.prompt, [1, 2]) == ("zh-cn", rec.DEFAULT_SOURCE, rec.DEFAULT_TRANSLATIONS[1], rec.DEFAULT_TRANSLATIONS[2])
 
 
-def test_decode_json_of_empty_series():
-    decoded = bo.decode_json(pl.Series("v", [], dtype=pl.String), bo.LINE_DTYPE)
-    assert decoded.len() == 0
+@pytest.mark.parametrize("line", [b"", b"nope", b"[1]", b"{", b'"x"', b"{}{}", b"\xff\xfe", b"[" * 50_000 + b"]" * 50_000])
+def test_decode_line_of_what_is_not_one_object_is_none(line):
+    assert bl.decode_line(line) is None
 
 
-def _mutate_json(text: str, cut: int, junk: str) -> str:
-    return text[:cut] + junk + text[cut:]
+_pieces = st.sampled_from(["<source>", "</source>", "<content>", "</content>", '<translation id="1">', '<translation  id="2" >',
+                           "</translation>", '<translations target_lang="zh-cn">', "<translation\nid=\"1\">", "x", " ", "\n", "中"])
 
 
-def _not_blank(text: str) -> bool:
-    return text.strip() != ""
+# What polars' strip_chars removes: Unicode White_Space.
+UNICODE_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace() and c not in range(0x1C, 0x20))
 
 
-json_like = st.one_of(
-    # blank strings are left out here: see test_decode_json_blank_strings_become_null_and_keep_length
-    st.text(max_size=40).filter(lambda text: text.strip() != ""),
-    st.sampled_from([ENTRY_ARRAY, rec.line(rec.judge_record()), "[]", "{}", "null", "[{}]", '[{"id": [1]}]']),
-    st.builds(
-        _mutate_json,
-        st.sampled_from([ENTRY_ARRAY, rec.line(rec.judge_record())]),
-        st.integers(min_value=0, max_value=400),
-        st.text(alphabet='[]{}",:\\ 0123456789abc\n', max_size=4),
-    ),
-    st.builds(lambda text, cut: text[:cut], st.sampled_from([ENTRY_ARRAY, rec.line(rec.judge_record())]), st.integers(1, 400)),
-).filter(_not_blank)
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_pieces, max_size=16))
+def test_prompt_fields_equal_the_documented_patterns(parts):
+    """The string-search extraction has the semantics of these regular expressions: the first block, the outermost content in it."""
+    region = "".join(parts)
 
+    def content(block):
+        found = None if block is None else re.search(r"(?s)<content>(.*)</content>", block.group(1))
+        return None if found is None else found.group(1).strip(UNICODE_WHITESPACE)
 
-@settings(max_examples=60, deadline=None)
-@given(values=st.lists(st.one_of(st.none(), json_like), max_size=12), which=st.sampled_from(["array", "line"]))
-def test_decode_json_never_raises_and_equals_one_by_one_decoding(values, which):
-    dtype = bo.JUDGE_ARRAY_DTYPE if which == "array" else bo.LINE_DTYPE
-    series = pl.Series("v", values, dtype=pl.String)
-    decoded = bo.decode_json(series, dtype)
-    assert decoded.len() == len(values)
-    assert decoded.to_list() == _one_by_one(values, dtype)
+    lang = re.search(r'<translations\s+target_lang="([^"]*)"', region)
+    expected = (lang and lang.group(1), content(re.search(r"(?s)<source>(.*?)</source>", region)))
+    expected += tuple(content(re.search(rf'(?s)<translation\s+id="{i}"\s*>(.*?)</translation>', region)) for i in (1, 2))
+    assert bo.prompt_fields(region, [1, 2]) == expected

@@ -14,6 +14,7 @@ from tqc_dagster.core import batch_outputs as bo
 from tqc_dagster.core import judgments as jd
 from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
 from tqc_dagster_tests import records as rec
+from tqc_dagster_tests.ingest_oracle import check_ingest
 
 MODELS = {"model_a": 1, "model_b": 2}
 OTHER_ID = "meta_Home_and_Kitchen_0_1"  # a valid record sharing the file with the faulty one
@@ -70,10 +71,12 @@ def _faulty(record_id=FAULTY_ID, **kwargs) -> str:
 BOTH = ("model_a", "model_b")
 # (case id, faulty line, record_id expected on the quarantined row, affected models, reason)
 FAULT_CASES = [
-    ("truncated-line", FULL_LINE[: len(FULL_LINE) // 2], None, BOTH, "unreadable_line"),
+    # an unreadable line keeps the recordId visible in its text
+    ("truncated-line", FULL_LINE[: len(FULL_LINE) // 2], FAULTY_ID, BOTH, "unreadable_line"),
     ("truncated-line-short", FULL_LINE[:25], None, BOTH, "unreadable_line"),
     ("not-json", "this is not json at all", None, BOTH, "unreadable_line"),
-    ("json-array", json.dumps([rec.judge_record(FAULTY_ID)]), None, BOTH, "unreadable_line"),
+    ("json-array", json.dumps([rec.judge_record(FAULTY_ID)]), FAULTY_ID, BOTH, "unreadable_line"),
+    ("two-records-on-one-line", FULL_LINE + ", " + rec.line(rec.judge_record("meta_All_Beauty_9_9")), FAULTY_ID, BOTH, "unreadable_line"),
     ("json-string", '"meta_All_Beauty_3_17"', None, BOTH, "unreadable_line"),
     ("json-number", "3.14", None, BOTH, "unreadable_line"),
     ("invalid-utf8", b"\xff\xfe\x00garbage \xc3\x28 bytes", None, BOTH, "unreadable_line"),
@@ -94,10 +97,15 @@ FAULT_CASES = [
     ("cut-array-no-max-tokens", _faulty(text=rec.judge_text(cut_at=150)), FAULTY_ID, BOTH, "unparseable_judge_output"),
     ("no-entry-for-2", _faulty(entries=[rec.entry(1, rec.THOUGHT_A, rec.SCORES_A)]), FAULTY_ID, ("model_b",), "missing_judge_entry"),
     ("no-entry-for-1", _faulty(entries=[rec.entry(2, rec.THOUGHT_B, rec.SCORES_B), rec.entry(3, "x", rec.SCORES_B)]), FAULTY_ID, ("model_a",), "missing_judge_entry"),
+    ("thought-a-list", _faulty(entries=_entries(thought=["fine", "ok"])), FAULTY_ID, BOTH, "thought_not_text"),
+    ("thought-an-object", _faulty(entries=_entries(thought={"text": "fine"})), FAULTY_ID, BOTH, "thought_not_text"),
+    ("thought-a-number", _faulty(entries=_entries(thought=5)), FAULTY_ID, BOTH, "thought_not_text"),
     ("empty-thought", _faulty(entries=_entries(thought="")), FAULTY_ID, BOTH, "empty_thought"),
     ("blank-thought", _faulty(entries=_entries(thought="  \n\t ")), FAULTY_ID, BOTH, "empty_thought"),
     ("null-thought", _faulty(entries=_entries(thought=None)), FAULTY_ID, BOTH, "empty_thought"),
     ("no-thought-key", _faulty(entries=_entries(thought=rec.OMIT)), FAULTY_ID, BOTH, "empty_thought"),
+    ("scores-an-object", _faulty(entries=_entries(scores={"0": 5.0})), FAULTY_ID, BOTH, "scores_not_a_list"),
+    ("scores-a-string", _faulty(entries=_entries(scores="5, 5, 5, 5, 5, 5, 5")), FAULTY_ID, BOTH, "scores_not_a_list"),
     ("6-scores", _faulty(entries=_entries(scores=[5.0] * 6)), FAULTY_ID, BOTH, "wrong_score_count"),
     ("8-scores", _faulty(entries=_entries(scores=[5.0] * 8)), FAULTY_ID, BOTH, "wrong_score_count"),
     ("0-scores", _faulty(entries=_entries(scores=[])), FAULTY_ID, BOTH, "wrong_score_count"),
@@ -117,6 +125,10 @@ FAULT_CASES = [
     ("empty-translation", _faulty(translations={1: "", 2: ""}), FAULTY_ID, BOTH, "missing_translation"),
     ("None-translation", _faulty(translations={1: "None", 2: "None"}), FAULTY_ID, BOTH, "missing_translation"),
     ("None-translation-padded", _faulty(translations={1: "  None\n", 2: "  "}), FAULTY_ID, BOTH, "missing_translation"),
+    ("nul-in-thought", _faulty(entries=_entries(thought="fine\x00")), FAULTY_ID, BOTH, "corrupt_text"),
+    ("control-in-source", _faulty(source="Skillet\x1b[0m 10 Inch"), FAULTY_ID, BOTH, "corrupt_text"),
+    ("replacement-in-translation", _faulty(translations={1: "煎\ufffd锅", 2: "平底\ufffd"}), FAULTY_ID, BOTH, "corrupt_text"),
+    ("context-window-exceeded", _faulty(stop_reason="model_context_window_exceeded"), FAULTY_ID, BOTH, "truncated_output"),
 ]
 # empty-output: the judge wrote "" so the excerpt is ""
 NO_EXCERPT = {"empty-output"}
@@ -369,7 +381,6 @@ def test_whole_output_is_deterministic(tmp_path):
 
 def test_frames_validate_against_the_pandera_models(tmp_path):
     lines = [rec.line(record) for record in _many_records()] + [case[1] for case in FAULT_CASES if case[0] != "invalid-utf8"]
-    # object-shaped undecodable lines crash parse_records next to valid lines (see test_batch_outputs), so none here
     path = write_bytes_lines(tmp_path / "part.jsonl.out", lines + [b"\xff\xfe bad bytes"])
     for model in MODELS:
         raw = raw_for([path], model)
@@ -554,42 +565,6 @@ def _build_files(root: Path, picks: list[int], ops: list[tuple], junk_bytes: lis
     return contents
 
 
-def _non_blank_lines(contents: dict[str, bytes]) -> set[tuple[str, int]]:
-    expected = set()
-    for path, data in contents.items():
-        text = data.decode("utf-8", errors="replace")
-        parts = text.split("\n")
-        if text.endswith("\n") or text == "":
-            parts = parts[:-1]
-        expected |= {(path, number) for number, part in enumerate(parts, start=1) if part.strip() != ""}
-    return expected
-
-
-def _check_pipeline(contents: dict[str, bytes]) -> None:
-    files = list(contents)
-    expected = _non_blank_lines(contents)
-    try:
-        records = bo.read_records(files, [1, 2]).records
-        results = {}
-        for model, translation_id in MODELS.items():
-            raw = bo.judgments_for_model(records, "v1", model, translation_id)
-            results[model] = (raw, *jd.process(raw, jd.Thresholds()))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # a polars panic is a BaseException; report it as a failure
-        raise AssertionError(f"the pipeline raised {type(exc).__name__}: {exc}") from exc
-    for model, (raw, samples, quarantined, accounting) in results.items():
-        seen = raw.select("source_file", "line_number").rows()
-        assert len(seen) == len(set(seen)), f"{model}: a line appears twice in raw"
-        assert set(seen) == expected, f"{model}: raw lines differ from the non-blank lines"
-        assert accounting.lines == len(expected)
-        assert accounting.balanced, accounting
-        assert samples.height == accounting.valid and quarantined.height == accounting.quarantined
-        assert set(quarantined.get_column("reason").to_list()) <= set(jd.QUARANTINE_REASONS)
-        keys = samples.get_column("record_id").to_list()
-        assert len(keys) == len(set(keys)), f"{model}: two samples for one record"
-
-
 PICKS = st.lists(st.integers(0, len(BASE_LINES) - 1), min_size=1, max_size=6)
 
 
@@ -597,14 +572,14 @@ PICKS = st.lists(st.integers(0, len(BASE_LINES) - 1), min_size=1, max_size=6)
 @given(picks=PICKS, ops=st.lists(mutation, max_size=5), junk_bytes=bad_bytes, split=INDEX)
 def test_random_damage_never_raises_and_every_line_is_accounted_for(tmp_path_factory, picks, ops, junk_bytes, split):
     root = tmp_path_factory.mktemp("damage")
-    _check_pipeline(_build_files(root, picks, ops, junk_bytes, split))
+    check_ingest(_build_files(root, picks, ops, junk_bytes, split))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(picks=[0, 1], ops=[("insert", 0, 1, "#")], junk_bytes=[], split=1)  # '{#"recordId": ...}' 
 @given(picks=PICKS, ops=st.lists(mutation, max_size=5), junk_bytes=bad_bytes, split=INDEX)
 def test_random_damage_including_object_shaped_garbage_never_raises(tmp_path_factory, picks, ops, junk_bytes, split):
-    _check_pipeline(_build_files(tmp_path_factory.mktemp("damage"), picks, ops, junk_bytes, split))
+    check_ingest(_build_files(tmp_path_factory.mktemp("damage"), picks, ops, junk_bytes, split))
 
 
 @settings(max_examples=30, deadline=None)

@@ -160,6 +160,20 @@ def test_an_s3_glob_matching_nothing_is_an_empty_list(s3_server):
     assert S3Store(s3_server.resource()).glob(f"s3://{bucket}/nothing/*/*.jsonl.out") == []
 
 
+
+def test_the_modification_time_is_s3_last_modified_or_the_local_mtime(s3_server, tmp_path):
+    """What decides which re-judged copy wins (core.batch_files.job_order): when each file was written."""
+    bucket = s3_server.new_bucket("when")
+    put_keys(s3_server, bucket, ["out/job/part.jsonl.out"])
+    last_modified = s3_server.client().head_object(Bucket=bucket, Key="out/job/part.jsonl.out")["LastModified"]
+    assert S3Store(s3_server.resource()).modified(f"s3://{bucket}/out/job/part.jsonl.out") == last_modified.timestamp()
+    local = tmp_path / "part.jsonl.out"
+    local.write_bytes(b"")
+    os.utime(local, (1_700_000_000, 1_700_000_000))
+    assert LocalStore().modified(str(local)) == 1_700_000_000
+    with pytest.raises(StorageError, match="missing"):
+        S3Store(s3_server.resource()).modified(f"s3://{bucket}/out/job/missing.jsonl.out")
+
 # ---- interrupted writes -------------------------------------------------------------------------
 
 

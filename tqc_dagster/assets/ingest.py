@@ -49,14 +49,17 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         judge_version = context.partition_key
         files = input_files(config, judge_version)
         store = store_for(files[0], config.s3)
-        read = read_records(files, translation_ids, store.local_copy)
+        read = read_records(files, translation_ids, store.local_copy, store.modified)
         records = read.records
+        for uri, problem in read.skipped.items():
+            context.log.warning(f"judge_versions.{judge_version}.input matches {uri}, {problem}: not read")
         yield dg.Output(
             records,
             metadata={
                 "files": len(files),
                 "dagster/row_count": records.height,
                 "blank_lines": read.blank_lines,
+                "not_read": dg.MetadataValue.json(read.skipped),
                 "parse_errors": dg.MetadataValue.json(counts_dict(records.filter(pl.col("parse_error").is_not_null()), "parse_error")),
                 "preview": table_metadata(records.drop("judge_entries", "translations", "excerpt")),
             },

@@ -11,25 +11,39 @@ from dataclasses import dataclass
 import polars as pl
 
 from tqc_dagster.core import batch_outputs as bo
+from tqc_dagster.core import judge_array as ja
 from tqc_dagster.core.hashing import stable_id_expr
 from tqc_dagster.core.rubric import COMPLEX, JUDGED, MAX_SCORE, MIN_SCORE, N_SCORES, SIMPLE, SIMPLE_CRITERIA
 
 # The fixed list of quarantine reason codes, in the order they are tested.
 QUARANTINE_REASONS: dict[str, str] = {
-    "unreadable_line": "the line is not JSON, or not shaped like a Bedrock batch record",
+    "unreadable_line": "the line is not one JSON object (truncated, two records on one line, an array); "
+    "its record id is the one visible in the line, if any",
     "missing_record_id": "the record has no recordId",
     "batch_error": "Bedrock reported an error for the record instead of a model output",
     "missing_model_output": "the record has neither a model output nor an error",
-    "truncated_output": "the judge stopped at max_tokens, so its array was cut off",
+    "truncated_output": "the judge stopped at max_tokens (or at the context window), so its array was cut off",
     "unparseable_judge_output": "no JSON array of judge entries in the output, or it does not parse",
     "missing_judge_entry": "the judge array has no entry for this model's translation id",
+    "thought_not_text": "the entry's thought is not a string (a list, object, number or boolean)",
     "empty_thought": "the entry's thought is missing or blank",
+    "scores_not_a_list": "the entry's scores are not a JSON array (an object, string or number)",
     "wrong_score_count": f"the entry does not have exactly {N_SCORES} scores",
     "score_not_numeric": "a score is null or not a number",
     "score_out_of_range": f"a score is outside [{MIN_SCORE:g}, {MAX_SCORE:g}]",
     "missing_source": "the source title is missing or empty in the prompt",
     "missing_translation": "this model's translation is missing, empty or the literal None",
+    "corrupt_text": "source, translation or thought holds a control character (NUL, C0 but tab and line feed, DEL, C1) "
+    "or U+FFFD, the mark of bytes or escapes that did not decode",
 }
+# Stop reasons that mean the output was cut off: Anthropic `max_tokens` and `model_context_window_exceeded`
+# (https://docs.anthropic.com/en/api/handling-stop-reasons), Converse `max_tokens` and
+# `model_context_window_exceeded` (AWS API reference, Converse, stopReason).
+TRUNCATING_STOP_REASONS = ["max_tokens", "model_context_window_exceeded"]
+# Text that did not survive decoding: C0 controls but tab and line feed (CR is normalized to LF on
+# reading), DEL, C1 controls, and U+FFFD (what invalid UTF-8 and lone surrogate escapes become).
+CORRUPT_TEXT = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{FFFD}]"
+TEXT_COLUMNS = ("source", "translation", "thought")
 
 VALID, QUARANTINED, DUPLICATE = "valid", "quarantined", "duplicate"
 SAMPLE_COLUMNS = [
@@ -66,15 +80,18 @@ def quarantine_reason() -> pl.Expr:
         ("missing_record_id", pl.col("record_id").is_null() | (pl.col("record_id").str.strip_chars() == "")),
         ("batch_error", pl.col("error").is_not_null()),
         ("missing_model_output", pl.col("parse_error") == bo.NO_MODEL_OUTPUT),
-        ("truncated_output", pl.col("stop_reason") == "max_tokens"),
-        ("unparseable_judge_output", pl.col("parse_error").is_in([bo.NO_JUDGE_ARRAY, bo.INVALID_JUDGE_ARRAY])),
+        ("truncated_output", pl.col("stop_reason").is_in(TRUNCATING_STOP_REASONS)),
+        ("unparseable_judge_output", pl.col("parse_error").is_in([ja.NO_JUDGE_ARRAY, ja.INVALID_JUDGE_ARRAY])),
         ("missing_judge_entry", pl.col("parse_error") == bo.NO_ENTRY_FOR_ID),
+        ("thought_not_text", pl.col("parse_error") == ja.THOUGHT_NOT_TEXT),
         ("empty_thought", pl.col("thought").is_null() | (pl.col("thought").str.strip_chars() == "")),
+        ("scores_not_a_list", pl.col("parse_error") == ja.SCORES_NOT_A_LIST),
         ("wrong_score_count", pl.col("scores").list.len().fill_null(0) != N_SCORES),
         ("score_not_numeric", (scores.list.drop_nulls().list.len() != N_SCORES) | scores.list.eval(pl.element().is_nan()).list.any()),
         ("score_out_of_range", (scores.list.min() < MIN_SCORE) | (scores.list.max() > MAX_SCORE)),
         ("missing_source", pl.col("source").is_null() | (pl.col("source") == "")),
         ("missing_translation", translation.is_null() | translation.is_in(["", "None"])),
+        ("corrupt_text", pl.any_horizontal(pl.col(column).str.contains(CORRUPT_TEXT).fill_null(False) for column in TEXT_COLUMNS)),
     ]
     reason = pl.when(rules[0][1]).then(pl.lit(rules[0][0]))
     for code, broken in rules[1:]:
@@ -85,17 +102,19 @@ def quarantine_reason() -> pl.Expr:
 def classify(raw: pl.DataFrame) -> pl.DataFrame:
     """Add `reason` and `status` (valid / quarantined / duplicate) to every raw row.
 
-    Per record the newest valid copy (last source file, then last line) is kept; when no
-    copy is valid the newest one is quarantined; every other copy is a duplicate.
-    Unreadable lines have no record id and are each quarantined on their own.
+    Rows come in job order: `read_records` puts files oldest job first (by when the job ran,
+    never by how a job folder's name sorts), then lines in order, so a later row is a newer
+    copy. Per record the newest valid copy is kept; when no copy is valid the newest one is
+    quarantined; every other copy is a duplicate. An unreadable line is quarantined on its own,
+    even with the recordId seen in its text: it is not a readable copy of that record.
     """
+    readable_id = pl.when(~pl.col("parse_error").eq_missing(bo.UNREADABLE_LINE)).then(pl.col("record_id"))
     ranked = (
-        raw.with_columns(numeric_scores())
+        raw.with_columns(numeric_scores(), pl.int_range(pl.len()).alias("_order"), readable_id.alias("_copy_of"))
         .with_columns(quarantine_reason().alias("reason"))
-        # Files sort by name; ranking the few distinct names first keeps the sort on integers.
-        .sort([pl.col("reason").is_null(), pl.col("source_file").rank("dense"), "line_number"], descending=True, maintain_order=True)
+        .sort([pl.col("reason").is_null(), "_order"], descending=True, maintain_order=True)
     )
-    kept = pl.col("record_id").is_null() | pl.col("record_id").is_first_distinct()
+    kept = pl.col("_copy_of").is_null() | pl.col("_copy_of").is_first_distinct()
     return ranked.with_columns(
         pl.when(~kept)
         .then(pl.lit(DUPLICATE))
@@ -103,7 +122,7 @@ def classify(raw: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit(VALID))
         .otherwise(pl.lit(QUARANTINED))
         .alias("status")
-    )
+    ).drop("_order", "_copy_of")
 
 
 def with_derived_columns(frame: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:

@@ -5,14 +5,18 @@ run this same file again with `--llamafactory-worker` under the LLaMA-Factory en
 pins an older TRL, datasets and transformers than the TRL checks use.
 
 Checks, per target model folder (simple/, complex/) under EXPORT_ROOT:
-  hf_folder_load        `datasets.load_dataset(<folder>)` and every config named in the card's YAML front matter
+  hf_folder_load        `datasets.load_dataset(<folder>)` and every config named in the card's YAML front matter, and
+                        the same for sub-folders with a card of their own (grpo/, verl/, ...)
   sft_trl_1_step        TRL SFTTrainer, one step, assistant_only_loss=True, on sft/train.jsonl as it is
   grpo_trl_1_step       TRL GRPOTrainer, one step, on grpo/train.parquet as it is, with the reward function of the
                         package (tqc_dagster.rewards) when it has one, else a local one that parses the ratings
   llamafactory_load     LLaMA-Factory's own loader (dataset_info.json + get_dataset) for every registered dataset
   llamafactory_1_step   `llamafactory-cli train`, one SFT step, on the train registration
   nova_format           Amazon Nova / Bedrock bedrock-conversation-2024 rules on every bedrock/*.jsonl line
-  nova_job_limits       record-count bounds of one customization job per Nova model (train, train + validation)
+  nova_job_limits       record-count bounds of one Nova customization job (micro, lite, pro): each train file with
+                        the test file as its validation set
+  nova2_lite_limits     the same for Nova 2 Lite (lite-2.0: at least 200 records, no validation set); too few records
+                        is a WARN when the card states the Nova 2 Lite limits, a FAIL when it does not
 The model is a tiny randomly initialised Llama and the tokenizer a byte-level BPE trained here on the export texts:
 nothing is fetched from a model hub.
 """
@@ -101,7 +105,7 @@ def output_to(path: Path):
                 os.close(fd)
 
 
-def tail(path: Path, lines: int = 15) -> str:
+def tail(path: Path, lines: int = 8) -> str:
     text = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
     return "\n".join("    | " + line[:200] for line in text[-lines:])
 
@@ -123,8 +127,8 @@ class Results:
                 value = fn(*args, **kwargs)
             if isinstance(value, tuple) and value and value[0] == "SKIP":
                 result, detail = "SKIP", value[1]
-            elif isinstance(value, tuple) and value and value[0] == "FAIL":
-                result, detail = "FAIL", value[1]
+            elif isinstance(value, tuple) and value and value[0] in ("FAIL", "WARN"):
+                result, detail = value
             elif isinstance(value, str):
                 detail = value
         except Exception as error:  # noqa: BLE001 - every failure is a row of the table
@@ -247,30 +251,41 @@ COMMON_ARGS = dict(max_steps=1, per_device_train_batch_size=2, gradient_accumula
 # Checks in the TRL environment
 
 
-def check_hf_folder(target: Path) -> str:
-    """`load_dataset(<folder>)` (what a user of the card does), then every config the card's front matter names."""
-    import datasets
+def card_configs(folder: Path) -> list[str] | None:
+    """The config names of the dataset card's YAML front matter in `folder`; None when it has no front matter."""
     import yaml
 
-    card = target / "README.md"
+    card = folder / "README.md"
     text = card.read_text(encoding="utf-8") if card.exists() else ""
-    configs = []
-    if text.startswith("---"):
-        front = yaml.safe_load(text.split("---", 2)[1]) or {}
-        configs = [entry["config_name"] for entry in front.get("configs", []) if "config_name" in entry]
-    done = []
-    failures = []
-    for name in [None, *configs]:
-        try:
-            loaded = datasets.load_dataset(str(target), name) if name else datasets.load_dataset(str(target))
-            done.append(f"{name or '(default)'}: " + ", ".join(f"{split} {len(rows)}" for split, rows in loaded.items()))
-        except Exception as error:  # noqa: BLE001
-            failures.append(f"{name or '(default)'}: {describe(error)[:400]}")
-    if not configs:
-        failures.append("the card has no YAML front matter with configs")
+    if not text.startswith("---"):
+        return None
+    front = yaml.safe_load(text.split("---", 2)[1]) or {}
+    return [entry["config_name"] for entry in front.get("configs", []) if isinstance(entry, dict) and "config_name" in entry]
+
+
+def check_hf_folder(target: Path) -> str:
+    """`load_dataset(<folder>)` (what a user of the card does), then every config its front matter names; the same
+    for every sub-folder with a card of its own (e.g. grpo/ when parquet sits beside the jsonl configs)."""
+    import datasets
+
+    done, failures = [], []
+    folders = [target] + sorted(path for path in target.iterdir() if path.is_dir() and (path / "README.md").exists())
+    for folder in folders:
+        where = "." if folder == target else folder.name
+        configs = card_configs(folder)
+        if configs is None and folder == target:
+            failures.append("the card has no YAML front matter (no configs)")
+        for name in [None, *(configs or [])]:
+            label = f"{where}:{name or '(default)'}"
+            try:
+                loaded = datasets.load_dataset(str(folder), name) if name else datasets.load_dataset(str(folder))
+                done.append(f"{label} " + "/".join(f"{split} {len(rows)}" for split, rows in loaded.items()))
+            except Exception as error:  # noqa: BLE001
+                traceback.print_exc()
+                failures.append(f"{label}: {describe(error)[:300]}")
     if failures:
-        return ("FAIL", "; ".join(failures + done))
-    return "; ".join(done)
+        return ("FAIL", "; ".join(failures) + ("; loaded: " + ", ".join(done) if done else ""))
+    return "loaded: " + ", ".join(done)
 
 
 def check_sft(target: Path, model_dir: Path, out: Path) -> str:
@@ -379,15 +394,24 @@ def check_grpo(target: Path, root: Path, model_dir: Path, out: Path, package_roo
     if reward is None:
         print(f"reward: local fallback ({where})", flush=True)
         reward, where = local_reward, f"local fallback reward ({where.split(':')[0]})"
-    probe = reward_on_reference(reward, loaded)
+    try:
+        probe, probe_failed = reward_on_reference(reward, loaded), False
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc()
+        probe, probe_failed = f"reward(reference answer) raised {describe(error)}", True
     model, tokenizer = load_model(model_dir)
     args = config_for(GRPOConfig, output_dir=str(out), num_generations=2, max_completion_length=8, temperature=1.0, **COMMON_ARGS)
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=loaded, processing_class=tokenizer)
-    result = trainer.train()
+    try:
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=loaded, processing_class=tokenizer)
+        result = trainer.train()
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc()
+        needs = "" if "prompt" in columns else "; TRL's GRPOTrainer reads a `prompt` column (a chat list or text)"
+        return ("FAIL", f"{describe(error)}; {files[0].parent.name}/{files[0].name} has columns {columns}{needs}; reward {where}, {probe}")
     logged = [entry for entry in trainer.state.log_history if "reward" in entry or "rewards/mean" in entry]
     reward_mean = next((entry.get("reward", entry.get("rewards/mean")) for entry in logged), None)
-    if not math.isfinite(result.training_loss):
-        return ("FAIL", f"loss is {result.training_loss}")
+    if not math.isfinite(result.training_loss) or probe_failed:
+        return ("FAIL", f"loss {result.training_loss}; {probe}")
     return f"columns {columns}; {len(loaded)} rows; reward {where}, {probe}; 1 step, loss {result.training_loss:.4f}, mean reward {reward_mean}"
 
 
@@ -503,6 +527,12 @@ def check_nova_limits(target: Path, models: tuple[str, ...]) -> str:
                 failures.append(f"{model}: {path.name}: {what} records, more than {high}")
         summary.append(f"{model}: {low}..{high:,} training records{' incl. validation' if takes_validation else ', no validation set'}")
     counts = f"train file(s) {[count_records([p]) for p in trains]}, test (as validation) {validation}"
+    if failures and models == ("lite-2.0",):
+        # Too few records for Nova 2 Lite is a property of the data, not of the format: a warning when the card
+        # tells the reader (the issue asks for the Nova 2 Lite constraints in the card), a failure when it does not.
+        card = (target / "README.md").read_text(encoding="utf-8", errors="replace").lower() if (target / "README.md").exists() else ""
+        documented = "nova 2 lite" in card or "lite-2.0" in card
+        return ("WARN" if documented else "FAIL", "; ".join(failures) + f" ({counts}); the card {'states' if documented else 'does not state'} the Nova 2 Lite limits")
     if failures:
         return ("FAIL", "; ".join(failures) + f" ({counts})")
     return "; ".join(summary) + f"; {counts}"
@@ -720,11 +750,12 @@ def main() -> int:
     print(f"exports: {root}")
     print(results.table())
     failed = [row for row in results.rows if row["result"] == "FAIL"]
-    if failed:
-        print("\nwhy each FAIL failed:")
-        for row in failed:
-            print(f"- {row['check']} [{row['target']}]: {row['detail']}")
-    print(f"\n{len(results.rows) - len(failed)} passed, {len(failed)} failed")
+    warned = [row for row in results.rows if row["result"] == "WARN"]
+    if failed or warned:
+        print("\nwhy each FAIL / WARN:")
+        for row in failed + warned:
+            print(f"- {row['result']} {row['check']} [{row['target']}]: {row['detail']}")
+    print(f"\n{len(results.rows) - len(failed) - len(warned)} passed, {len(warned)} warned, {len(failed)} failed")
     return 1 if failed else 0
 
 

@@ -185,7 +185,7 @@ def grpo_files(target: Path, root: Path, split: str) -> list[Path]:
 
 def texts_for_tokenizer(targets: list[Path]):
     for target in targets:
-        for path in split_files(target / "sft", "*.jsonl", "train"):
+        for path in sorted((target / "sft").glob("*.jsonl")):
             with path.open(encoding="utf-8") as lines:
                 for line in lines:
                     if line.strip():
@@ -293,9 +293,10 @@ def check_sft(target: Path, model_dir: Path, out: Path) -> str:
     from trl import SFTConfig, SFTTrainer
 
     files = {split: [str(p) for p in split_files(target / "sft", "*.jsonl", split)] for split in ("train", "test")}
+    if not files["train"]:
+        return ("SKIP", "no sft/train*.jsonl: no train split was written (see the card for why)")
+    files = {split: paths for split, paths in files.items() if paths}
     for split, paths in files.items():
-        if not paths:
-            raise FileNotFoundError(f"no sft/{split}*.jsonl")
         empty = [p for p in paths if os.path.getsize(p) == 0]
         if empty:
             raise ValueError(f"empty file(s): {', '.join(Path(p).name for p in empty)}")
@@ -319,7 +320,8 @@ def check_sft(target: Path, model_dir: Path, out: Path) -> str:
         return ("FAIL", f"loss is {loss}")
     if kept < len(loaded["train"]):
         return ("FAIL", f"TRL dropped {len(loaded['train']) - kept} of {len(loaded['train'])} rows (no assistant token left after truncation to {SFT_MAX_LENGTH})")
-    return f"train {len(loaded['train'])} / test {len(loaded['test'])} rows loaded as they are; 1 step, loss {loss:.3f}{masked}"
+    sizes = " / ".join(f"{split} {len(rows)}" for split, rows in loaded.items())
+    return f"{sizes} rows loaded as they are; 1 step, loss {loss:.3f}{masked}"
 
 
 def local_reward(completions, **columns):
@@ -387,9 +389,11 @@ def check_grpo(target: Path, root: Path, model_dir: Path, out: Path, package_roo
 
     files = grpo_files(target, root, "train")
     if not files:
-        raise FileNotFoundError("no grpo/train*.parquet")
+        return ("SKIP", "no grpo/train*.parquet: no train split was written (see the card for why)")
     loaded = datasets.load_dataset("parquet", data_files={"train": [str(p) for p in files]})["train"]
     columns = loaded.column_names
+    if len(loaded) == 0:
+        return ("FAIL", f"{files[0].parent.name}/{files[0].name} has 0 rows (an empty split written as a file)")
     reward, where = package_reward(package_root)
     if reward is None:
         print(f"reward: local fallback ({where})", flush=True)
@@ -512,7 +516,7 @@ def check_nova_limits(target: Path, models: tuple[str, ...]) -> str:
     trains = split_files(target / "bedrock", "*.jsonl", "train")
     tests = split_files(target / "bedrock", "*.jsonl", "test")
     if not trains:
-        raise FileNotFoundError("no bedrock/train*.jsonl")
+        return ("SKIP", "no bedrock/train*.jsonl: no train split was written (see the card for why)")
     validation = count_records(tests)
     failures, summary = [], []
     for model in models:
@@ -654,7 +658,7 @@ def llamafactory_train(target: Path, model_dir: Path, work: Path):
 
     names = [name for name in json.loads((target / "llamafactory" / "dataset_info.json").read_text(encoding="utf-8")) if name.endswith("_train")]
     if not names:
-        return "FAIL", "no *_train registration in dataset_info.json"
+        return "SKIP", "no *_train registration in dataset_info.json (no train split written)"
     config = llamafactory_args(target, model_dir, work / f"llf_train_{target.name}", names[0])
     config_path = work / f"llamafactory_{target.name}.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -749,13 +753,13 @@ def main() -> int:
     print("\n" + "=" * 40 + " verify-exports summary " + "=" * 40)
     print(f"exports: {root}")
     print(results.table())
-    failed = [row for row in results.rows if row["result"] == "FAIL"]
-    warned = [row for row in results.rows if row["result"] == "WARN"]
-    if failed or warned:
-        print("\nwhy each FAIL / WARN:")
-        for row in failed + warned:
+    by = {result: [row for row in results.rows if row["result"] == result] for result in ("PASS", "WARN", "SKIP", "FAIL")}
+    failed = by["FAIL"]
+    if failed or by["WARN"] or by["SKIP"]:
+        print("\nwhy each FAIL / WARN / SKIP:")
+        for row in failed + by["WARN"] + by["SKIP"]:
             print(f"- {row['result']} {row['check']} [{row['target']}]: {row['detail']}")
-    print(f"\n{len(results.rows) - len(failed) - len(warned)} passed, {len(warned)} warned, {len(failed)} failed")
+    print(f"\n{len(by['PASS'])} passed, {len(by['WARN'])} warned, {len(by['SKIP'])} skipped, {len(failed)} failed")
     return 1 if failed else 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import inspect
 import json
 import math
@@ -48,7 +47,14 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-TINY_MODEL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
+TINY_MODEL = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+}
 VOCAB_SIZE = 2000
 SFT_MAX_LENGTH = 2048
 
@@ -59,7 +65,8 @@ SFT_MAX_LENGTH = 2048
 #         https://docs.aws.amazon.com/nova/latest/userguide/fine-tune-prepare-data-understanding.html
 #         (JSONL, one record per line; file names of alphanumerics, _ - / . only; schemaVersion any string; optional
 #         system; roles user and assistant; messages start with user and end with assistant; the terms User:, Bot:,
-#         Assistant:, System:, <image>, <video> and [EOS] are reserved keywords)
+#         Assistant:, System:, <image>, <video> and [EOS] are reserved keywords; the guide goes on about prompts that
+#         start with them, while [VAL] rejects them anywhere in any text: the stricter rule of [VAL] is applied)
 #  [VAL]  AWS's public sample validator, aws-samples/amazon-nova-samples,
 #         customization/bedrock-finetuning/understanding/dataset_validation/nova_ft_dataset_validator.py
 #         (reserved tokens matched case-insensitively as substrings of every system and content text, including
@@ -67,12 +74,13 @@ SFT_MAX_LENGTH = 2048
 #         list needs a text/image/video/document/... item and its text may not be empty; per job (Bedrock platform):
 #         at least 8 training records and at most 20,000 training + validation records for micro/lite/pro;
 #         Nova 2 Lite (lite-2.0) SFT: at least 200, at most 20,000, and no validation set)
-#  [NOVA2] AWS, Amazon Bedrock user guide, "Supervised fine-tuning on Amazon Nova 2.0" (nova-2-sft-data-prep):
-#         validation sets are not supported during Nova 2.0 SFT training.
+#  [NOVA2] AWS, Amazon Bedrock user guide, "Supervised fine-tuning on Amazon Nova 2.0"
+#         https://docs.aws.amazon.com/bedrock/latest/userguide/nova-2-sft-data-prep.html
+#         (validation sets are not supported during Nova 2.0 SFT training)
 # Not sourced, so not checked: a separate limit on validation records alone, token or character limits per record
 # (the sample validator has none for text), and the service-side quotas of an account.
-# The sample validator's list also names `Thought:`, but a missing comma in its list literal concatenates it with
-# its neighbours, so the validator as published does not match it; it is counted in the details, not failed.
+# The sample validator's list also names `Thought:`, but in the version read a missing comma in its list literal
+# concatenates it with its neighbours, so that validator does not match it alone; it is counted here, not failed.
 NOVA_RESERVED = ["User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]", "<unk>"]
 NOVA_NOTED = ["Thought:"]
 NOVA_FILE_NAME = re.compile(r"^[\w\-/.]+$")
@@ -116,8 +124,8 @@ class Results:
         self.logs = logs
 
     def run(self, check: str, target: str, fn, *args, **kwargs):
-        """Run one check; it returns a detail string (PASS), raises or returns ("FAIL", why) (FAIL).
-        Its output goes to <logs>/<check>-<target>.log; the log's end is shown when it fails."""
+        """Run one check: it returns a detail string (PASS) or (RESULT, detail) with RESULT in FAIL, WARN, SKIP, or
+        raises (FAIL). Its output goes to <logs>/<check>-<target>.log; the log's end is shown when it fails."""
         log = self.logs / f"{check}-{target}.log"
         print(f"{check} [{target}] ...", flush=True)
         start = time.monotonic()
@@ -204,10 +212,12 @@ def build_tokenizer(targets: list[Path], out: Path) -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     texts = list(texts_for_tokenizer(targets))
     if not texts:
-        raise ValueError("no text in any sft/train*.jsonl to train a tokenizer on")
+        raise ValueError("no text in any sft/*.jsonl to train a tokenizer on")
     tokenizer.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
@@ -221,7 +231,14 @@ def build_model(tokenizer_dir: Path, out: Path) -> str:
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=True, **TINY_MODEL)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        **TINY_MODEL,
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -243,8 +260,21 @@ def config_for(cls, **wanted):
     return cls(**{key: value for key, value in wanted.items() if key in fields})
 
 
-COMMON_ARGS = dict(max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-4, logging_steps=1, save_strategy="no",
-                   report_to=[], use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0, seed=0, disable_tqdm=True)
+COMMON_ARGS = {
+    "max_steps": 1,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-4,
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "report_to": [],
+    "use_cpu": True,
+    "bf16": False,
+    "fp16": False,
+    "dataloader_num_workers": 0,
+    "seed": 0,
+    "disable_tqdm": True,
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,7 +326,7 @@ def check_sft(target: Path, model_dir: Path, out: Path) -> str:
     if not files["train"]:
         return ("SKIP", "no sft/train*.jsonl: no train split was written (see the card for why)")
     files = {split: paths for split, paths in files.items() if paths}
-    for split, paths in files.items():
+    for paths in files.values():
         empty = [p for p in paths if os.path.getsize(p) == 0]
         if empty:
             raise ValueError(f"empty file(s): {', '.join(Path(p).name for p in empty)}")
@@ -319,7 +349,10 @@ def check_sft(target: Path, model_dir: Path, out: Path) -> str:
     if not math.isfinite(loss):
         return ("FAIL", f"loss is {loss}")
     if kept < len(loaded["train"]):
-        return ("FAIL", f"TRL dropped {len(loaded['train']) - kept} of {len(loaded['train'])} rows (no assistant token left after truncation to {SFT_MAX_LENGTH})")
+        return (
+            "FAIL",
+            f"TRL dropped {len(loaded['train']) - kept} of {len(loaded['train'])} rows (no assistant token left after truncation to {SFT_MAX_LENGTH})",
+        )
     sizes = " / ".join(f"{split} {len(rows)}" for split, rows in loaded.items())
     return f"{sizes} rows loaded as they are; 1 step, loss {loss:.3f}{masked}"
 
@@ -536,7 +569,10 @@ def check_nova_limits(target: Path, models: tuple[str, ...]) -> str:
         # tells the reader (the issue asks for the Nova 2 Lite constraints in the card), a failure when it does not.
         card = (target / "README.md").read_text(encoding="utf-8", errors="replace").lower() if (target / "README.md").exists() else ""
         documented = "nova 2 lite" in card or "lite-2.0" in card
-        return ("WARN" if documented else "FAIL", "; ".join(failures) + f" ({counts}); the card {'states' if documented else 'does not state'} the Nova 2 Lite limits")
+        return (
+            "WARN" if documented else "FAIL",
+            "; ".join(failures) + f" ({counts}); the card {'states' if documented else 'does not state'} the Nova 2 Lite limits",
+        )
     if failures:
         return ("FAIL", "; ".join(failures) + f" ({counts})")
     return "; ".join(summary) + f"; {counts}"
@@ -617,13 +653,32 @@ LLF_TEMPLATE = "qwen"  # ChatML; the tiny tokenizer has its <|im_start|> / <|im_
 
 
 def llamafactory_args(target: Path, model_dir: Path, out: Path, dataset: str) -> dict:
-    return dict(
-        stage="sft", do_train=True, model_name_or_path=str(model_dir), trust_remote_code=False, finetuning_type="full",
-        dataset=dataset, dataset_dir=str(target / "llamafactory"), template=LLF_TEMPLATE, cutoff_len=SFT_MAX_LENGTH,
-        overwrite_cache=True, preprocessing_num_workers=None, output_dir=str(out), overwrite_output_dir=True,
-        per_device_train_batch_size=1, gradient_accumulation_steps=1, max_steps=1, learning_rate=1e-4, logging_steps=1,
-        save_strategy="no", report_to="none", bf16=False, fp16=False, use_cpu=True, plot_loss=False,
-    )
+    return {
+        "stage": "sft",
+        "do_train": True,
+        "model_name_or_path": str(model_dir),
+        "trust_remote_code": False,
+        "finetuning_type": "full",
+        "dataset": dataset,
+        "dataset_dir": str(target / "llamafactory"),
+        "template": LLF_TEMPLATE,
+        "cutoff_len": SFT_MAX_LENGTH,
+        "overwrite_cache": True,
+        "preprocessing_num_workers": None,
+        "output_dir": str(out),
+        "overwrite_output_dir": True,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "max_steps": 1,
+        "learning_rate": 1e-4,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": True,
+        "plot_loss": False,
+    }
 
 
 def llamafactory_load(target: Path, model_dir: Path, work: Path):
@@ -636,7 +691,9 @@ def llamafactory_load(target: Path, model_dir: Path, work: Path):
     details, failures = [], []
     for name in names:
         try:
-            model_args, data_args, training_args, _, _ = get_train_args(llamafactory_args(target, model_dir, work / f"llf_load_{target.name}_{name}", name))
+            model_args, data_args, training_args, _, _ = get_train_args(
+                llamafactory_args(target, model_dir, work / f"llf_load_{target.name}_{name}", name)
+            )
             tokenizer_module = load_tokenizer(model_args)
             template = get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
             module = get_dataset(template, model_args, data_args, training_args, stage="sft", **tokenizer_module)
@@ -663,7 +720,13 @@ def llamafactory_train(target: Path, model_dir: Path, work: Path):
     config_path = work / f"llamafactory_{target.name}.yaml"
     config_path.write_text(yaml.safe_dump(config))
     # `llamafactory-cli train CONFIG`: its entry point (llamafactory.cli.main), run through this file for the stub.
-    done = subprocess.run([sys.executable, __file__, "--llamafactory-cli", "train", str(config_path)], capture_output=True, text=True, env={**os.environ, "FORCE_TORCHRUN": "0"})
+    done = subprocess.run(
+        [sys.executable, __file__, "--llamafactory-cli", "train", str(config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FORCE_TORCHRUN": "0"},
+    )
     output = done.stdout + done.stderr
     print(output[-4000:], flush=True)
     if done.returncode != 0:
@@ -702,7 +765,9 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     results = Results(logs)
     if not targets:
-        results.rows.append({"check": "find_targets", "target": "-", "result": "FAIL", "seconds": 0.0, "detail": f"no <target>/sft/ folder under {root}"})
+        results.rows.append(
+            {"check": "find_targets", "target": "-", "result": "FAIL", "seconds": 0.0, "detail": f"no <target>/sft/ folder under {root}"}
+        )
         print(results.table())
         return 1
     import datasets
@@ -734,20 +799,41 @@ def main() -> int:
         start = time.monotonic()
         with log.open("w") as out:
             done = subprocess.run(
-                [args.llamafactory_python, __file__, "--llamafactory-worker", "--work", str(work), "--tokenizer-dir", str(tokenizer_dir), "--targets", *map(str, targets)],
-                stdout=out, stderr=subprocess.STDOUT, text=True,
+                [
+                    args.llamafactory_python,
+                    __file__,
+                    "--llamafactory-worker",
+                    "--work",
+                    str(work),
+                    "--tokenizer-dir",
+                    str(tokenizer_dir),
+                    "--targets",
+                    *map(str, targets),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
             )
         reported = []
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("@@RESULT "):
-                row = json.loads(line[len("@@RESULT "):])
+                row = json.loads(line[len("@@RESULT ") :])
                 row["detail"] = " ".join(str(row["detail"]).split())
                 reported.append(row)
                 print(f"  {row['check']} [{row['target']}] {row['result']} ({row['seconds']:.1f} s) {row['detail']}", flush=True)
         if any(row["result"] == "FAIL" for row in reported) or done.returncode != 0 or not reported:
             print(f"  end of {log}:\n{tail(log, 25)}", flush=True)
         if done.returncode != 0 or not reported:
-            reported.append({"check": "llamafactory", "target": "all", "result": "FAIL", "seconds": time.monotonic() - start, "detail": f"worker exited {done.returncode}"})
+            reported.append(
+                {
+                    "check": "llamafactory",
+                    "target": "all",
+                    "result": "FAIL",
+                    "seconds": time.monotonic() - start,
+                    "detail": f"worker exited {done.returncode}",
+                }
+            )
         results.rows += reported
 
     print("\n" + "=" * 40 + " verify-exports summary " + "=" * 40)

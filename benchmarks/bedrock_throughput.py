@@ -68,7 +68,7 @@ def requests(client: ConverseClient, n: int, input_tokens: int, max_tokens: int)
     budget = input_tokens * CHARS_PER_TOKEN - len(SYSTEM_PROMPT) - 300
     for i in range(n):
         key = (CATEGORIES[i % len(CATEGORIES)], i % 6, (i // 6) % 5)
-        prompt, _ = group_request(key, 5, examples(i, budget), batch=f"bench.{i}")
+        prompt, _ = group_request(key, "zh-cn", 5, examples(i, budget), batch=f"bench.{i}")
         body.append(client.request([{"role": "user", "content": [{"text": prompt}]}], system=SYSTEM_PROMPT, max_tokens=max_tokens))
     return body
 

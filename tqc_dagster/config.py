@@ -124,6 +124,9 @@ class Synthesis(_Strict):
     seed: Seed = 0
     samples_per_request: int = Field(5, ge=1, description="bedrock backend: new samples asked for per request")
     max_requests_per_group: int = Field(20, ge=1, description="bedrock backend: request budget of one group")
+    on_shortfall: Literal["warn", "fail"] = Field(
+        "warn", description="a group left below min_samples: warn (the run goes on) or fail (a blocking check stops what follows)"
+    )
 
 
 class S3(_Strict):

@@ -16,7 +16,7 @@ from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.bedrock.client import BYTES_PER_TOKEN, estimate_input_tokens
 from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits
-from tqc_dagster.core.synthesis.bedrock import SAMPLE_KEYS, SYSTEM_PROMPT, group_examples, group_request, judged_groups
+from tqc_dagster.core.synthesis.bedrock import SAMPLE_KEYS, SYSTEM_PROMPT, group_examples, group_language, group_request, judged_groups
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.stores import store_for
 
@@ -24,7 +24,7 @@ from tqc_dagster.stores import store_for
 def _request_tokens(group: pl.DataFrame, key: tuple, per_request: int, seed: int) -> tuple[int, int]:
     """(input tokens, expected output tokens) of the first request for a group."""
     examples = group_examples(group, "0.0", seed)
-    prompt, _ = group_request(key, per_request, examples, "0.0")
+    prompt, _ = group_request(key, group_language(group), per_request, examples, "0.0")
     request = {"messages": [{"content": [{"text": prompt}]}], "system": [{"text": SYSTEM_PROMPT}]}
     sample_bytes = sum(len(json.dumps({k: e[k] for k in SAMPLE_KEYS}, ensure_ascii=False).encode()) for e in examples) / max(1, len(examples))
     return estimate_input_tokens(request), math.ceil(per_request * sample_bytes / BYTES_PER_TOKEN)

@@ -177,9 +177,9 @@ def virtual_client(fake: FakeBedrock, cache_dir: Path | str, time: VirtualTime, 
     client = ConverseClient(**kwargs, sleep=time.sleep, limiter=limiter)
     converse = client.converse
 
-    def participating(request: dict) -> dict:
+    def participating(request: dict, accept=None) -> dict:
         with time.participant():
-            return converse(request)
+            return converse(request, accept)
 
     client.converse = participating  # converse_many's threads call it too
     return client

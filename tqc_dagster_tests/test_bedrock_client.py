@@ -370,6 +370,6 @@ def test_usage_logs_errors_and_cache_hold_no_credentials(tmp_path):
     for secret in (DUMMY_SECRET_KEY, DUMMY_ACCESS_KEY):
         assert not [text for text in reported if secret in text]
     assert "lorem ipsum" not in json.dumps(summary) + repr(client.usage)  # no request text either
-    assert set(summary) == {"requests", "answered", "retries", "throttles", "server_errors", "timeouts", "cache_hits",
+    assert set(summary) == {"requests", "answered", "retries", "throttles", "server_errors", "timeouts", "cache_hits", "not_cached",
                             "input_tokens", "output_tokens", "achieved_requests_per_minute"}
     assert messages and "12/12 requests done" in messages[-1]

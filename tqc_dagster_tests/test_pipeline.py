@@ -167,6 +167,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "processed_samples:quarantine_rate",
         "synthetic_samples:schema",
         "synthetic_samples:rows_match_their_group",
+        "synthetic_samples:groups_filled",
         "trainset:schema",
         "testset:schema",
         "testset:no_synthetic_rows",

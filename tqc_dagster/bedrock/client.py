@@ -1,6 +1,7 @@
 """The Converse client: quota-aware, retrying, cached, accounted.
 
-botocore's own retries are off so that every attempt passes through the limiter: a throttled
+Only an answer its caller accepts is cached (`accept`): a malformed or useless answer is paid
+for once and never replayed by a rerun. botocore's own retries are off so that every attempt passes through the limiter: a throttled
 request gives its tokens back, cools the limiter down, and waits a full-jitter exponential
 backoff before trying again. Validation and access errors fail at once with a clear message.
 """
@@ -35,6 +36,8 @@ MAY_HAVE_ARRIVED = (ReadTimeoutError, ConnectionClosedError)  # the server may h
 BYTES_PER_TOKEN = 3  # conservative: ~4 bytes per English token, 3 per CJK character
 PROGRESS_EVERY_S = 10.0
 
+Accept = Callable[[dict], bool]  # whether an answer is worth caching
+
 
 class BedrockError(RuntimeError):
     """A request that cannot succeed (validation, access) or ran out of attempts."""
@@ -59,6 +62,7 @@ class Usage:
     server_errors: int = 0
     timeouts: int = 0
     cache_hits: int = 0
+    not_cached: int = 0  # answers the caller did not accept (malformed, or nothing usable in them)
     input_tokens: int = 0
     output_tokens: int = 0
     first_request_at: float | None = None
@@ -151,11 +155,15 @@ class ConverseClient:
             body["system"] = [{"text": system}]
         return body
 
-    def converse(self, request: dict) -> dict:
-        """One Converse call through the cache, the limiter and the retry loop."""
+    def converse(self, request: dict, accept: Accept | None = None) -> dict:
+        """One Converse call through the cache, the limiter and the retry loop.
+
+        `accept(answer)` decides whether an answer is worth keeping: only an accepted answer is
+        cached, and a cached answer it does not accept (written by an older version) is asked again.
+        """
         key = request_key(request)
         cached = self.cache.get(key)
-        if cached is not None:
+        if cached is not None and (accept is None or accept(cached)):
             self.usage.add(cache_hits=1)
             return cached
         reserve = estimate_input_tokens(request) + request.get("inferenceConfig", {}).get("maxTokens", 0)
@@ -192,12 +200,16 @@ class ConverseClient:
             self.usage.add(answered=1, input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0))
             self.usage.stamp("last_answer_at")
             answer = {name: value for name, value in response.items() if name != "ResponseMetadata"}
-            self.cache.put(key, answer)
+            if accept is None or accept(answer):
+                self.cache.put(key, answer)
+            else:
+                self.usage.add(not_cached=1)
             return answer
         raise BedrockUnavailable(f"Bedrock request still failing after {self.max_attempts} attempts (throttled or unavailable)")
 
-    def converse_many(self, requests: Sequence[dict]) -> list[dict | BedrockUnavailable]:
-        """All requests on at most `max_workers` threads; results in request order.
+    def converse_many(self, requests: Sequence[dict], accepts: Sequence[Accept] | None = None) -> list[dict | BedrockUnavailable]:
+        """All requests on at most `max_workers` threads; results in request order. `accepts[i]` is
+        request i's `accept` (see `converse`).
 
         A request that stayed unavailable comes back as its BedrockUnavailable; a rejected one
         (validation, access) raises BedrockRejected, since every other request would fail alike.
@@ -206,10 +218,10 @@ class ConverseClient:
         last_report = time.monotonic()
         lock = threading.Lock()
 
-        def call(request: dict) -> dict | BedrockUnavailable:
+        def call(request: dict, accept: Accept | None) -> dict | BedrockUnavailable:
             nonlocal done, last_report
             try:
-                return self.converse(request)
+                return self.converse(request, accept)
             except BedrockUnavailable as error:
                 return error
             finally:
@@ -221,7 +233,7 @@ class ConverseClient:
 
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="bedrock")
         try:
-            return list(pool.map(call, requests))
+            return list(pool.map(call, requests, accepts or [None] * len(requests)))
         finally:
             # On an interrupt (SIGINT / SIGTERM) or a rejection, requests not yet started are dropped
             # instead of being sent while the step winds down.

@@ -12,12 +12,14 @@ from tqc_dagster.core.balance import balance_violations
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import SYNTHETIC
 from tqc_dagster.core.split import shared_sources
-from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
+from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group, shortfalls
 from tqc_dagster.schemas import Samples
 
 
 def build_sample_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list:
     thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    synthesis = config.synthesis
+    shortfall_fails = synthesis.on_shortfall == "fail"
 
     @dg.multi_asset_check(
         name=f"{SYNTHETIC_SAMPLES}_checks",
@@ -31,12 +33,32 @@ def build_sample_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 partitions,
                 reads=(dg.AssetDep(PROCESSED),),
             ),
+            check_spec(
+                "groups_filled",
+                SYNTHETIC_SAMPLES,
+                f"Every rare group reaches min_samples ({synthesis.min_samples}) with its synthetic rows. A shortfall "
+                f"{'fails and stops what follows' if shortfall_fails else 'warns'} (synthesis.on_shortfall: {synthesis.on_shortfall}).",
+                partitions,
+                blocking=shortfall_fails,
+                reads=(dg.AssetDep(PROCESSED),),
+            ),
         ],
         ins={SYNTHETIC_SAMPLES: stored(SYNTHETIC_SAMPLES), PROCESSED: stored(PROCESSED)},
     )
     def synthetic_samples_checks(synthetic_samples: pl.DataFrame, processed_samples: pl.DataFrame):
         yield schema_check(Samples, synthetic_samples, SYNTHETIC_SAMPLES)
-        mismatched = rows_outside_their_group(synthetic_samples, deficits(processed_samples, config.synthesis.min_samples), thresholds)
+        wanted = deficits(processed_samples, synthesis.min_samples)
+        short = shortfalls(synthetic_samples, wanted)
+        yield dg.AssetCheckResult(
+            asset_key=SYNTHETIC_SAMPLES,
+            check_name="groups_filled",
+            severity=dg.AssetCheckSeverity.ERROR if shortfall_fails else dg.AssetCheckSeverity.WARN,
+            **passed_or_explained(short.is_empty(), f"{short.height} of {wanted.height} rare groups stay below min_samples "
+                                  f"({synthesis.min_samples}), {int(short.get_column('short').sum())} samples short (see groups; the "
+                                  "synthetic_samples metadata says why per group): their criterion is under-represented in training."),
+            metadata={"groups_short": short.height, "samples_short": int(short.get_column("short").sum()), "groups": table_metadata(short, 50)},
+        )
+        mismatched = rows_outside_their_group(synthetic_samples, wanted, thresholds)
         yield dg.AssetCheckResult(
             asset_key=SYNTHETIC_SAMPLES,
             check_name="rows_match_their_group",

@@ -42,7 +42,7 @@ QUARANTINE_REASONS: dict[str, str] = {
 TRUNCATING_STOP_REASONS = ["max_tokens", "model_context_window_exceeded"]
 # Text that did not survive decoding: C0 controls but tab and line feed (CR is normalized to LF on
 # reading), DEL, C1 controls, and U+FFFD (what invalid UTF-8 and lone surrogate escapes become).
-CORRUPT_TEXT = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\x{FFFD}]"
+CORRUPT_TEXT = r"[\x00-\x08\x0B-\x1F\x7F-\x9F\uFFFD]"  # the same in polars (Rust regex) and Python's re
 TEXT_COLUMNS = ("source", "translation", "thought")
 
 VALID, QUARANTINED, DUPLICATE = "valid", "quarantined", "duplicate"

@@ -46,6 +46,21 @@ class SynthesisBackend(Protocol):
     def synthesize(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> SynthesisOutput: ...
 
 
+def shortfalls(synthetic: pl.DataFrame, wanted: pl.DataFrame) -> pl.DataFrame:
+    """The wanted groups that synthesis left short: GROUP_KEYS, samples, needed, made, short (> 0), by group.
+
+    `made` counts the synthetic rows stored in the group, so this is checked on what was written.
+    """
+    made = synthetic.filter(pl.col("origin") == SYNTHETIC).group_by(GROUP_KEYS).agg(pl.len().cast(pl.Int64).alias("made"))
+    return (
+        wanted.join(made, on=GROUP_KEYS, how="left")
+        .with_columns(pl.col("made").fill_null(0))
+        .with_columns((pl.col("needed") - pl.col("made")).alias("short"))
+        .filter(pl.col("short") > 0)
+        .sort(GROUP_KEYS)
+    )
+
+
 def rows_outside_their_group(synthetic: pl.DataFrame, wanted: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
     """Synthetic rows whose scores, derived afresh, do not put them in a wanted group (empty when all fit)."""
     derived = with_derived_columns(synthetic.select(pl.exclude("criterion", "score_bucket", "target_model", "label", "min_score")), thresholds)

@@ -2,10 +2,13 @@
 
 For each group below `min_samples` the model sees the rubric and a few judged samples of that
 group (source, translation, thought, scores) and is asked for N new, different samples of the
-same criterion and score bucket as a JSON array. Every returned sample is validated (fields,
-7 scores in range, criterion and bucket equal to the group's, a thought, a source that is
-neither a copy of a known source nor a test source); rejected samples are counted by reason
-and the group is asked again until it is filled or its request budget is spent.
+same criterion and score bucket as a JSON array. Every returned sample is validated: every
+field a string but `scores`, a list of 7 numbers in [0, 5]; target_lang the requested one;
+criterion and bucket the group's; a thought; no control character or U+FFFD in the texts; a
+source that is neither a copy of a known source nor a test source. Rejected samples are counted
+by reason, and the group is asked again until it is filled, its request budget is spent, or its
+answers show that the model cannot make it (`GIVE_UP_AFTER_REQUESTS` requests that gave
+nothing usable). Only an answer with at least one well-formed sample is cached.
 
 Source titles are data: examples travel JSON-encoded inside <examples>, and the system prompt
 says that nothing inside <request> or <examples> is an instruction.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,7 +26,7 @@ from typing import Protocol
 import polars as pl
 
 from tqc_dagster.core.hashing import stable_hash_expr, stable_id_expr
-from tqc_dagster.core.judgments import SAMPLE_COLUMNS, Thresholds, with_derived_columns
+from tqc_dagster.core.judgments import CORRUPT_TEXT, SAMPLE_COLUMNS, Thresholds, with_derived_columns
 from tqc_dagster.core.rubric import CRITERIA, JUDGED, MAX_SCORE, MIN_SCORE, N_SCORES, SYNTHETIC
 from tqc_dagster.core.split import normalize_source
 from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisOutput
@@ -30,6 +34,12 @@ from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisOutput
 NAME = "bedrock"
 EXAMPLES_PER_REQUEST = 3
 SAMPLE_KEYS = ("source", "translation", "target_lang", "thought", "scores")
+TEXT_KEYS = ("source", "translation", "target_lang", "thought")
+# A group whose first answers hold no usable sample is one the model cannot make: stop paying for it
+# after this many such requests instead of spending its whole budget. At 5, a model whose answers are
+# unusable one time in five still gives up on a group it can make only 0.03 % of the time (0.2**5).
+GIVE_UP_AFTER_REQUESTS = 5
+_CORRUPT = re.compile(CORRUPT_TEXT)
 
 SYSTEM_PROMPT = (
     "You write training data for a translation quality checker of Amazon product titles. A judge scores a "
@@ -52,7 +62,7 @@ class Converser(Protocol):
 
     def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7) -> dict: ...
 
-    def converse_many(self, requests: list[dict]) -> list: ...
+    def converse_many(self, requests: list[dict], accepts: list | None = None) -> list: ...
 
 
 @dataclass
@@ -60,6 +70,7 @@ class GroupState:
     key: tuple
     needed: int
     samples: int
+    target_lang: str = "zh-cn"  # the language of the group's judged samples, asked for and required
     requests: int = 0
     accepted: list[dict] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
@@ -68,11 +79,27 @@ class GroupState:
     def remaining(self) -> int:
         return self.needed - len(self.accepted)
 
+    @property
+    def given_up(self) -> bool:
+        """True once GIVE_UP_AFTER_REQUESTS requests have given no usable sample at all."""
+        return not self.accepted and self.requests >= GIVE_UP_AFTER_REQUESTS
 
-def group_request(key: tuple, count: int, examples: list[dict], batch: str) -> tuple[str, dict]:
+    @property
+    def why_unfilled(self) -> str | None:
+        if self.remaining <= 0:
+            return None
+        if self.given_up:
+            return f"gave up: no usable sample in {self.requests} requests ({_top_reasons(self.rejected)})"
+        return f"request budget spent ({self.requests} requests; {_top_reasons(self.rejected)})"
+
+
+def _top_reasons(rejected: Counter) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in rejected.most_common(3)) or "nothing rejected"
+
+
+def group_request(key: tuple, target_lang: str, count: int, examples: list[dict], batch: str) -> tuple[str, dict]:
     """The user prompt for `count` new samples of a group, and its spec."""
     category, criterion, bucket = key
-    target_lang = examples[0]["target_lang"] if examples else "zh-cn"
     spec = {
         "product_category": category,
         "criterion": criterion,
@@ -96,8 +123,13 @@ def _data(value) -> str:
 
 
 def response_text(response: dict) -> str:
-    blocks = response.get("output", {}).get("message", {}).get("content", [])
-    return "".join(block.get("text", "") for block in blocks if isinstance(block, dict))
+    """The answer's text blocks joined; "" for a body of another shape."""
+    output = response.get("output") if isinstance(response, dict) else None
+    message = output.get("message") if isinstance(output, dict) else None
+    blocks = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(blocks, list):
+        return ""
+    return "".join(block["text"] for block in blocks if isinstance(block, dict) and isinstance(block.get("text"), str))
 
 
 def parse_samples(text: str) -> list | None:
@@ -112,38 +144,69 @@ def parse_samples(text: str) -> list | None:
     return value if isinstance(value, list) else None
 
 
-def rejection(item, key: tuple, known_sources: set[str], is_test) -> str | None:
-    """Why a returned sample cannot be used (None when it can)."""
-    category, criterion, bucket = key
+def sample_problem(item, key: tuple, target_lang: str) -> str | None:
+    """Why a returned sample is malformed or outside its group (None when it is well-formed).
+
+    `scores` must be a JSON array of 7 numbers (not strings, not booleans) in [0, 5], its lowest
+    the group's criterion and bucket; every other field a string, target_lang the requested one.
+    """
+    _, criterion, bucket = key
     if not isinstance(item, dict) or any(name not in item for name in SAMPLE_KEYS):
         return "missing_fields"
-    text_fields = [item[name] for name in ("source", "translation", "target_lang", "thought")]
-    if not all(isinstance(value, str) for value in text_fields):
+    if not all(isinstance(item[name], str) for name in TEXT_KEYS):
         return "missing_fields"
+    if item["target_lang"] != target_lang:
+        return "wrong_target_lang"
     if not item["thought"].strip():
         return "empty_thought"
     if item["translation"].strip() in ("", "None") or not item["source"].strip():
         return "empty_text"
+    if any(_CORRUPT.search(item[name]) for name in TEXT_KEYS):
+        return "corrupt_text"
     scores = item["scores"]
-    try:
-        scores = [float(score) for score in scores]
-    except (TypeError, ValueError):
-        return "score_not_numeric"
+    if not isinstance(scores, list):
+        return "scores_not_a_list"
     if len(scores) != N_SCORES:
         return "wrong_score_count"
-    if any(not MIN_SCORE <= score <= MAX_SCORE for score in scores):
+    if not all(isinstance(score, (int, float)) and not isinstance(score, bool) for score in scores):
+        return "score_not_numeric"
+    if any(not MIN_SCORE <= score <= MAX_SCORE for score in scores):  # NaN and infinities are outside too
         return "score_out_of_range"
     lowest = min(scores)
     if lowest >= MAX_SCORE or scores.index(lowest) != criterion:
         return "wrong_criterion"
     if math.floor(lowest) != bucket:
         return "wrong_score_bucket"
-    normalized = normalize_source(item["source"])
-    if normalized in known_sources:
+    return None
+
+
+def rejection(item, key: tuple, target_lang: str, known_sources: set[str], is_test) -> str | None:
+    """Why a returned sample cannot be used (None when it can): `sample_problem`, or a source already known or a test source."""
+    problem = sample_problem(item, key, target_lang)
+    if problem is not None:
+        return problem
+    if normalize_source(item["source"]) in known_sources:
         return "copied_source"
     if is_test(item["source"]):
         return "test_source"
     return None
+
+
+def usable_answer(key: tuple, target_lang: str):
+    """The client's `accept` for a group's answers: one that parses and holds at least one well-formed sample."""
+
+    def accept(answer: dict) -> bool:
+        items = parse_samples(response_text(answer))
+        return items is not None and any(sample_problem(item, key, target_lang) is None for item in items)
+
+    return accept
+
+
+def group_language(group: pl.DataFrame | None) -> str:
+    """The most common target_lang of a group's judged samples (ties: the first in order), zh-cn for none."""
+    if group is None or group.is_empty():
+        return "zh-cn"
+    return group.get_column("target_lang").value_counts(sort=True).sort("count", "target_lang", descending=[True, False]).item(0, "target_lang")
 
 
 def judged_groups(judged: pl.DataFrame) -> dict[tuple, pl.DataFrame]:
@@ -170,18 +233,24 @@ class BedrockBackend:
 
     def requests_for(self, group: pl.DataFrame, state: GroupState, round_number: int, seed: int) -> list[dict]:
         count = min(math.ceil(state.remaining / self.samples_per_request), self.max_requests_per_group - state.requests)
+        if not state.accepted:  # until the model shows it can make the group, spend at most GIVE_UP_AFTER_REQUESTS
+            count = min(count, GIVE_UP_AFTER_REQUESTS - state.requests)
         requests = []
         for i in range(max(count, 0)):
             batch = f"{round_number}.{i}"
-            prompt, _ = group_request(state.key, self.samples_per_request, group_examples(group, batch, seed), batch)
+            prompt, _ = group_request(state.key, state.target_lang, self.samples_per_request, group_examples(group, batch, seed), batch)
             messages = [{"role": "user", "content": [{"text": prompt}]}]
             requests.append(self.client.request(messages, system=SYSTEM_PROMPT, max_tokens=self.max_tokens))
         return requests
 
     def synthesize(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> SynthesisOutput:
         known = {normalize_source(source) for source in judged.get_column("source").to_list()}
-        states = [GroupState(key=tuple(row[k] for k in GROUP_KEYS), needed=row["needed"], samples=row["samples"]) for row in wanted.iter_rows(named=True)]
         groups = judged_groups(judged)
+        states = [
+            GroupState(key=key, needed=row["needed"], samples=row["samples"], target_lang=group_language(groups.get(key)))
+            for row in wanted.iter_rows(named=True)
+            for key in [tuple(row[k] for k in GROUP_KEYS)]
+        ]
         round_number = 0
         while True:
             batch = [
@@ -192,7 +261,8 @@ class BedrockBackend:
             ]
             if not batch:
                 break
-            for (state, _), response in zip(batch, self.client.converse_many([request for _, request in batch])):
+            accepts = [usable_answer(state.key, state.target_lang) for state, _ in batch]
+            for (state, _), response in zip(batch, self.client.converse_many([request for _, request in batch], accepts)):
                 state.requests += 1
                 self._take(state, response, known)
             round_number += 1
@@ -207,7 +277,7 @@ class BedrockBackend:
             state.rejected["unparseable_response"] += 1
             return
         for item in items:
-            reason = rejection(item, state.key, known, self.is_test_source)
+            reason = rejection(item, state.key, state.target_lang, known, self.is_test_source)
             if reason is None and state.remaining <= 0:
                 reason = "more_than_needed"
             if reason:
@@ -241,7 +311,7 @@ def _report(states: list[GroupState]) -> pl.DataFrame:
             "needed": state.needed,
             "made": len(state.accepted),
             "unfilled": state.remaining,
-            "why": f"request budget spent ({state.requests} requests)" if state.remaining > 0 else None,
+            "why": state.why_unfilled,
             "requests": state.requests,
             "rejected": json.dumps(dict(sorted(state.rejected.items()))),
         }

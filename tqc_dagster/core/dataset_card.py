@@ -117,14 +117,14 @@ def bedrock_section(files: list[DataFile], seed: int) -> str:
 def provenance_section(code: dict[str, str], inputs: dict, config: dict) -> str:
     """The "What made it" section: the code version (provenance.code_version), the input fingerprint and its files
     (provenance.input_fingerprint) and the config (provenance.card_config)."""
-    files = pl.DataFrame(inputs["files"], schema={"path": pl.String, "size": pl.Int64, "version": pl.String})
+    listed = "".join(f"\n| `{file['path']}` | {file['size']} | {file['version']} |" for file in inputs["files"])
     return "\n\n".join([
         "## What made it",
         f"Code: tqc_dagster {code['package']}, git commit `{code['commit']}`.",
-        f"Input fingerprint `{inputs['sha256']}`: the {files.height} batch-output files matching `{inputs['pattern']}` (size in bytes; "
+        f"Input fingerprint `{inputs['sha256']}`: the {len(inputs['files'])} batch-output files matching `{inputs['pattern']}` (size in bytes; "
         "version: S3 ETag or local modification time in ns), paths relative to the storage root. The creation time is in the "
         "Dagster materialization metadata of `exports` (`created_at`), not here, so reruns write identical files.",
-        _table(files),
+        "| path | size | version |\n|---|---|---|" + listed,
         "## Config that made it\n\nPaths relative to the storage root (local paths outside it on an S3 root are redacted).\n\n"
         "```yaml\n" + yaml.safe_dump(config, sort_keys=True, allow_unicode=True) + "```",
     ])

@@ -122,6 +122,8 @@ def test_the_exports_page_shows_the_cards_and_the_creation_time(exported):
         assert isinstance(metadata[f"dataset_card_{target_model}"], dg.MarkdownMetadataValue)
         assert metadata[f"dataset_card_{target_model}"].value == (root / target_model / "README.md").read_text()
     assert metadata["created_at"].value.startswith("20")
+    lines = {kind: sum(len(path.read_text().splitlines()) for path in root.glob(f"*/{kind}/*.jsonl")) for kind in ("sft", "bedrock")}
+    assert metadata["bedrock_left_out"].value == lines["sft"] - lines["bedrock"]
     assert not any(metadata["created_at"].value in path.read_text() for path in root.rglob("README.md"))
 
 

@@ -105,6 +105,7 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             verified["files"] = verify_folders(staging, written)
             verified["results"] = export_check_results(verified["files"], leaked, empty_splits(written))
             verified["cards"] = {f"dataset_card_{target_model}": dg.MetadataValue.md((staging / target_model / "README.md").read_text()) for target_model in TARGET_MODELS}
+            verified["bedrock_left_out"] = sum(count["bedrock_left_out"] for counts in written.values() for count in counts.values())
             if not all(result.passed or result.severity == dg.AssetCheckSeverity.WARN for result in verified["results"]):
                 raise ExportRejected
 
@@ -126,6 +127,7 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "train_samples": balanced_trainset.height,
                 "test_samples": testset.height,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "bedrock_left_out": verified["bedrock_left_out"],
                 **verified["cards"],
             }
         )

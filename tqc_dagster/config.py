@@ -229,6 +229,8 @@ class Export(_Strict):
         "<think>{thought}</think>, my ratings is {scores}",
         description="fields: {thought}, {scores} (the target model's criteria), {all_scores}",
     )
+    license: Text = Field("other", description="the dataset card's license tag, a Hugging Face license id such as cc-by-nc-4.0")
+    seed: Seed = Field(0, description="orders the Bedrock lines of a split of more than 20,000 before it is cut into job files")
 
     @field_validator("system_prompts")
     @classmethod

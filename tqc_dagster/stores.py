@@ -92,7 +92,12 @@ class LocalStore:
         return pl.scan_parquet(uri).select(pl.len()).collect().item()
 
     def write_parquet(self, frame: pl.DataFrame, uri: str) -> None:
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        """Write beside the target and rename into place; first remove the `<name>.tmp-*` files a killed earlier
+        write of the same target left (one writer per target: a partition runs in one run at a time)."""
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in target.parent.glob(f"{local_glob.escape(target.name)}.tmp-*"):
+            leftover.unlink(missing_ok=True)
         temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
         try:
             frame.write_parquet(temporary, compression="zstd", statistics=True)

@@ -68,19 +68,16 @@ def export_counts(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFram
             folder = export_folder(config.storage_root, judge_version, target_model)
             if not store.exists(join(folder, SUCCESS_MARKER)):
                 continue
-            for split in SPLITS:
-                counts = {}
-                for kind in ("sft", "llamafactory", "bedrock"):
-                    with store.local_copy(join(folder, kind, f"{split}.jsonl")) as path:
-                        counts[kind] = _lines(path)
-                counts["grpo"] = store.parquet_rows(join(folder, "grpo", f"{split}.parquet"))
+            for split in SPLITS:  # an empty split has no file (0); a Bedrock split may be cut into several
+                counts = {kind: sum(_lines(store, uri) for uri in store.glob(join(folder, kind, f"{split}*.jsonl"))) for kind in ("sft", "llamafactory", "bedrock")}
+                counts["grpo"] = sum(store.parquet_rows(uri) for uri in store.glob(join(folder, "grpo", f"{split}.parquet")))
                 published = "this run" if (EXPORTS, judge_version) in fresh else f"earlier{STALE}"
                 rows.append({"judge_version": judge_version, "target_model": target_model, "split": split, **counts, "published": published})
     return pl.DataFrame(rows)
 
 
-def _lines(path: str) -> int:
-    with open(path, "rb") as handle:
+def _lines(store, uri: str) -> int:
+    with store.local_copy(uri) as path, open(path, "rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
@@ -139,7 +136,7 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
         if STALE in str(rows) + str(reasons) + str(exported):
             click.echo(f"\n{STALE} stale: stored by an earlier run, not made by this one (skipped, failed or not selected).")
         click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
-        click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, README.md)")
+        click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, verl, qe, README.md)")
     print_next_steps(config, outcome)
 
 

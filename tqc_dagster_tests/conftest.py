@@ -31,6 +31,36 @@ def write_config(folder: Path, demo_dir: Path, **overrides) -> Path:
     return path
 
 
+def run_project(folder: Path, demo_dir: Path, *args: str):
+    """`tqc run --config <folder>/tqc.yaml [args]` on the demo data, with the project's own Dagster home
+    (beside the config) and no TQC_CONFIG from outside: (the config's path, the CLI result)."""
+    from click.testing import CliRunner
+
+    from tqc_dagster.cli import main
+
+    config_path = write_config(folder, demo_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.delenv("TQC_CONFIG", raising=False)
+        result = CliRunner().invoke(main, ["run", "--config", str(config_path), *args], catch_exceptions=False)
+    return config_path, result
+
+
+@pytest.fixture(scope="session")
+def offline_datasets(tmp_path_factory):
+    """Hugging Face `datasets`, offline, with its caches in a temporary folder: (the module, the cache folder)."""
+    home = tmp_path_factory.mktemp("hf")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_HOME", str(home))
+        import datasets
+
+        patch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+        datasets.disable_progress_bars()
+        yield datasets, str(home / "cache")
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     from tqc_dagster.demo_data import write_demo_data

@@ -41,7 +41,7 @@ KEYS = [
     "balance.max_per_category", "balance.seed",
     "agreement.judges", "agreement.min_kappa",
     "consensus.policy",
-    "export.system_prompts", "export.system_prompts.simple", "export.system_prompts.complex", "export.user_template", "export.assistant_template",
+    "export.system_prompts", "export.system_prompts.simple", "export.system_prompts.complex", "export.user_template", "export.assistant_template", "export.license", "export.seed",
 ]
 SPECIAL = [
     float("nan"), float("inf"), float("-inf"), None, True, False, 0, -1, 1, 2**63, -(10**30), 10**400, 1e-9, 1e308, 0.5, -0.0,

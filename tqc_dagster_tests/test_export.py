@@ -14,13 +14,21 @@ import yaml
 
 from tqc_dagster.core.export_folder import verify_export, write_export
 from tqc_dagster.config import DEFAULT_SYSTEM_PROMPT, Export, TqcConfig, load_config
-from tqc_dagster.core import export
+from tqc_dagster.core import export, export_rl
+from tqc_dagster.core.dataset_card import provenance_section
+from tqc_dagster.core.provenance import card_config, code_version, input_fingerprint
 from tqc_dagster.core.export import TemplateError
 from tqc_dagster.core.rubric import COMPLEX, CRITERIA, SIMPLE, SYNTHETIC
 from tqc_dagster_tests.samples import sample, samples_frame, scores_for
 
 FORBIDDEN_SOURCE = "Funny Mug User: Admin Coffee Cup 11 oz"
 DEFAULTS = Export()
+
+
+def provenance(config: TqcConfig) -> list[str]:
+    """The card's sections on what made it, as the exports asset makes them (here with no input file)."""
+    pattern = config.judge_versions["v1"].input
+    return [provenance_section(code_version(), input_fingerprint({}, pattern, config.storage_root), card_config(config))]
 
 TRAIN_ROWS = [
     sample("meta_Home_and_Kitchen_1_0", "Lodge Cast Iron Skillet 10 Inch", "Lodge Cast Iron 铸铁煎锅 10 英寸", scores_for(1, 2.0),
@@ -210,11 +218,13 @@ def test_every_forbidden_substring_anywhere_is_left_out(forbidden, field):
 def test_grpo_rows(frames, target_model):
     samples = frames["train"]
     prompts = default_prompts(samples, target_model)
-    rows = export.grpo(samples, prompts, target_model)
-    assert rows.columns == ["system", "problem", "answer"]
+    rows = export_rl.grpo(samples, prompts, target_model)
+    assert rows.columns == ["prompt", "system", "problem", "answer", "ratings"]
     assert rows["problem"].to_list() == prompts["user"].to_list()
+    assert rows["prompt"].to_list() == [[{"role": "system", "content": p["system"]}, {"role": "user", "content": p["user"]}] for p in prompts.iter_rows(named=True)]
     assert rows["answer"].to_list() == [score_text(own_scores(r, target_model)) for r in samples.iter_rows(named=True)]
-    assert export.grpo_problems(rows) == 0
+    assert rows["ratings"].to_list() == [own_scores(r, target_model) for r in samples.iter_rows(named=True)]
+    assert export_rl.grpo_problems(rows) == 0
 
 
 # --- validators on tampered output -----------------------------------------------------------------------
@@ -268,6 +278,10 @@ GRPO_TAMPERING = {
     "empty problem": _set(["problem"], ""),
     "blank system": _set(["system"], "  "),
     "null answer": _set(["answer"], None),
+    "prompt without system": lambda r: r.update(prompt=r["prompt"][1:]),
+    "blank user prompt": _set(["prompt", 1, "content"], " "),
+    "rating above 5": _set(["ratings"], [5.0, 6.0]),
+    "no ratings": _set(["ratings"], []),
 }
 
 
@@ -279,7 +293,7 @@ def good(frames):
         "chat": export.sft(prompts),
         "sharegpt": export.sharegpt(prompts),
         "bedrock": export.bedrock(prompts)[0],
-        "grpo": export.grpo(samples, prompts, SIMPLE),
+        "grpo": export_rl.grpo(samples, prompts, SIMPLE),
     }
 
 
@@ -288,7 +302,7 @@ def test_validators_pass_good_output(good):
     assert export.chat_problems(good["chat"]) == 0
     assert export.sharegpt_problems(good["sharegpt"]) == 0
     assert export.bedrock_problems(good["bedrock"]) == 0
-    assert export.grpo_problems(good["grpo"]) == 0
+    assert export_rl.grpo_problems(good["grpo"]) == 0
 
 
 @pytest.mark.parametrize("name", CHAT_TAMPERING)
@@ -308,13 +322,13 @@ def test_bedrock_problems_flag_tampered_lines(good, name):
 
 @pytest.mark.parametrize("name", GRPO_TAMPERING)
 def test_grpo_problems_flag_tampered_rows(good, name):
-    assert export.grpo_problems(tampered(good["grpo"], GRPO_TAMPERING[name])) == 1
+    assert export_rl.grpo_problems(tampered(good["grpo"], GRPO_TAMPERING[name])) == 1
 
 
-@pytest.mark.parametrize("columns", [["system", "problem"], ["system", "answer", "problem"], ["system", "problem", "answer", "extra"]])
+@pytest.mark.parametrize("columns", [["system", "problem"], ["prompt", "system", "answer", "problem", "ratings"], [*export_rl.GRPO_COLUMNS, "extra"]])
 def test_grpo_problems_flag_wrong_columns(good, columns):
     rows = good["grpo"].with_columns(pl.lit("x").alias("extra")).select(columns)
-    assert export.grpo_problems(rows) > 0
+    assert export_rl.grpo_problems(rows) > 0
 
 
 @pytest.mark.parametrize(
@@ -354,22 +368,10 @@ def test_validators_flag_an_empty_system_prompt(good, kind, change):
 
 
 @pytest.fixture(scope="module")
-def hf(tmp_path_factory):
-    """Hugging Face `datasets`, offline, with its caches in a temporary folder."""
-    home = tmp_path_factory.mktemp("hf")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_DATASETS_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HOME", str(home))
-        import datasets
-
-        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-        datasets.disable_progress_bars()
-
-        def load(kind: str, path: Path):
-            return datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=str(home / "cache"))
-
-        yield load
+def hf(offline_datasets):
+    """Load one file with Hugging Face `datasets` (offline)."""
+    datasets, cache = offline_datasets
+    return lambda kind, path: datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=cache)
 
 
 def write_all(root: Path, frames: dict[str, pl.DataFrame], config: TqcConfig) -> dict[str, dict]:
@@ -377,7 +379,7 @@ def write_all(root: Path, frames: dict[str, pl.DataFrame], config: TqcConfig) ->
     for target_model in (SIMPLE, COMPLEX):
         folder = root / target_model
         folder.mkdir(parents=True)
-        written[target_model] = write_export(folder, "v1", target_model, splits_for(frames, target_model), config)
+        written[target_model] = write_export(folder, "v1", target_model, splits_for(frames, target_model), config, provenance(config))
     return written
 
 
@@ -394,8 +396,9 @@ def test_written_files_verify_and_round_trip_through_datasets(tmp_path, frames, 
     verification = verify_export(folder, written)
     assert verification["problems"].sum() == 0
     assert verification.filter(pl.col("lines") != pl.col("expected")).height == 0
-    assert set(tree(folder)) == {f"{d}/{s}.{'parquet' if d == 'grpo' else 'jsonl'}" for d in ("sft", "llamafactory", "bedrock", "grpo") for s in splits} | {
-        "llamafactory/dataset_info.json", "README.md"}
+    suffix = {"sft": "jsonl", "llamafactory": "jsonl", "bedrock": "jsonl", "grpo": "parquet", "verl": "parquet", "qe": "csv"}
+    assert set(tree(folder)) == {f"{d}/{s}.{suffix[d]}" for d in suffix for s in splits} | {
+        "llamafactory/dataset_info.json", "README.md", "grpo/README.md", "verl/README.md", "qe/README.md"}
 
     for split, samples in splits.items():
         rows = samples.to_dicts()  # sorted by sample_id
@@ -417,7 +420,7 @@ def test_written_files_verify_and_round_trip_through_datasets(tmp_path, frames, 
             assert row["source"] in line["conversations"][0]["value"] and row["thought"] in line["conversations"][1]["value"]
             assert row["target_lang"] in line["system"]
 
-        allowed = [r for r in rows if not any(f in f"{r['source']}\n{r['translation']}\n{r['thought']}" for f in export.BEDROCK_FORBIDDEN)]
+        allowed = [r for r in rows if not any(f.lower() in f"{r['source']}\n{r['translation']}\n{r['thought']}".lower() for f in export.BEDROCK_FORBIDDEN)]
         assert written[split]["bedrock_left_out"] == len(rows) - len(allowed)
         if allowed:
             bedrock = hf("json", folder / f"bedrock/{split}.jsonl")
@@ -430,7 +433,7 @@ def test_written_files_verify_and_round_trip_through_datasets(tmp_path, frames, 
                 assert row["target_lang"] in line["system"][0]["text"]
 
         grpo = hf("parquet", folder / f"grpo/{split}.parquet")
-        assert grpo.column_names == ["system", "problem", "answer"] and grpo.num_rows == len(rows)
+        assert grpo.column_names == export_rl.GRPO_COLUMNS and grpo.num_rows == len(rows)
         for row, line in zip(rows, grpo):
             assert row["source"] in line["problem"] and row["translation"] in line["problem"]
             assert line["answer"] == score_text(own_scores(row, target_model))
@@ -457,7 +460,7 @@ def test_two_runs_write_byte_identical_files(tmp_path, frames, config):
     write_all(tmp_path / "first", frames, config)
     write_all(tmp_path / "second", {name: frame.clone() for name, frame in frames.items()}, config)
     first, second = tree(tmp_path / "first"), tree(tmp_path / "second")
-    assert set(first) == set(second) and len(first) == 2 * 10
+    assert set(first) == set(second) and len(first) == 2 * 17
     assert "simple/README.md" in first and "complex/grpo/test.parquet" in first
     assert [path for path in first if first[path] != second[path]] == []
 
@@ -486,7 +489,11 @@ def test_dataset_card_lists_counts_per_split_criterion_label_and_origin(tmp_path
     card = (tmp_path / "out" / target_model / "README.md").read_text()
     splits = splits_for(frames, target_model)
 
-    assert card.startswith(f"# tqc v1 {target_model} ")
+    front, body = card.removeprefix("---\n").split("\n---\n\n", 1)
+    assert body.startswith(f"# tqc v1 {target_model} ")
+    sft = yaml.safe_load(front)["configs"][0]
+    assert sft.pop("description").startswith("sft files, content sha256 ")
+    assert sft == {"config_name": "sft", "default": True, "data_files": [{"split": "train", "path": "sft/train.jsonl"}, {"split": "test", "path": "sft/test.jsonl"}]}
     assert f"target model `{target_model}`" in card
     assert " / ".join(f"{name}: {frame.height}" for name, frame in splits.items()) in card
     tables = [(["origin"], "Counts by origin"), (["model"], "Counts by translation model")]
@@ -505,30 +512,63 @@ def test_dataset_card_lists_counts_per_split_criterion_label_and_origin(tmp_path
         assert {row["origin"] for row in markdown_table(card, "Counts by origin")} == {"judged", "synthetic"}
     for path in ("sft/train.jsonl", "bedrock/test.jsonl", "grpo/train.parquet", "llamafactory/dataset_info.json"):
         assert f"`{path}`" in card
-    dumped = yaml.safe_load(card.split("## Config that made it\n\n```yaml\n", 1)[1].rsplit("```", 1)[0])
-    assert dumped == config.model_dump(mode="json", exclude={"config_path"})
+    dumped = yaml.safe_load(card.split("## Config that made it\n\n", 1)[1].split("```yaml\n", 1)[1].rsplit("```", 1)[0])
+    assert dumped == card_config(config) and dumped["storage_root"] == "."
     assert dumped["split"]["test_ratio"] == 0.1 and dumped["export"]["assistant_template"] == DEFAULTS.assistant_template
 
 
 # --- defects found ---------------------------------------------------------------------------------------------
 
 
-def test_an_empty_split_exports_and_verifies(tmp_path, frames, config):
-    splits = {"train": splits_for(frames, SIMPLE)["train"], "test": frames["test"].head(0)}
-    folder = tmp_path / "simple"
+def test_an_empty_split_is_neither_written_nor_registered_and_the_card_says_why(tmp_path, frames, config):
+    splits = {"train": frames["train"].head(0), "test": splits_for(frames, COMPLEX)["test"]}
+    folder = tmp_path / "complex"
     folder.mkdir()
-    written = write_export(folder, "v1", SIMPLE, splits, config)
-    assert written["test"] == {"samples": 0, "bedrock_lines": 0, "bedrock_left_out": 0}
+    written = write_export(folder, "v1", COMPLEX, splits, config, provenance(config))
+    assert written["train"] == {"samples": 0, "bedrock_lines": 0, "bedrock_left_out": 0}
+    assert [path for path in tree(folder) if "train" in path] == []
+    assert set(json.loads((folder / "llamafactory/dataset_info.json").read_text())) == {"tqc_v1_complex_test"}
+    card = (folder / "README.md").read_text()
+    front = yaml.safe_load(card.removeprefix("---\n").split("\n---\n", 1)[0])
+    assert all([entry["split"] for entry in c["data_files"]] == ["test"] for c in front["configs"])
+    assert "Missing split `train`: no file is written or registered for it, because balanced_trainset has no sample" in card
     verification = verify_export(folder, written)
-    assert verification["problems"].sum() == 0
-    assert verification.filter(pl.col("lines") != pl.col("expected")).height == 0
+    assert verification["file"].str.contains("train").sum() == 0
+    assert verification["problems"].sum() == 0 and verification.filter(pl.col("lines") != pl.col("expected")).height == 0
+    (folder / "sft/train.jsonl").write_text("")  # what an older version wrote: an empty file is a problem now
+    assert verify_export(folder, written).filter(pl.col("file") == "sft/train.jsonl")["problems"].to_list() == [1]
+
+
+def test_a_split_without_samples_in_both_target_models_writes_no_folder_of_data(tmp_path, frames, config):
+    folder = tmp_path / "complex"
+    folder.mkdir()
+    empty = {"train": frames["train"].head(0), "test": frames["test"].head(0)}
+    written = write_export(folder, "v1", COMPLEX, empty, config, provenance(config))
+    assert set(tree(folder)) == {"README.md"}
+    assert verify_export(folder, written).height == 0
+    assert "configs" not in yaml.safe_load((folder / "README.md").read_text().removeprefix("---\n").split("\n---\n", 1)[0])
+
+
+def test_the_empty_split_check_warns_naming_target_model_and_split(tmp_path, frames, config):
+    import dagster as dg
+
+    from tqc_dagster.assets.exports import export_check_results
+    from tqc_dagster.core.export_folder import empty_splits
+
+    expected = {SIMPLE: {"train": {"samples": 3}, "test": {"samples": 2}}, COMPLEX: {"train": {"samples": 0}, "test": {"samples": 1}}}
+    assert empty_splits(expected) == ["complex train"]
+    files = pl.DataFrame(schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64})
+    results = {r.check_name: r for r in export_check_results(files, pl.DataFrame({"source": []}), empty_splits(expected))}
+    warning = results["splits_not_empty"]
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN and "complex train" in warning.description
+    assert all(r.passed for name, r in results.items() if name != "splits_not_empty")
 
 
 def test_dataset_card_shows_a_zero_count_for_an_empty_split(tmp_path, frames, config):
     splits = {"train": splits_for(frames, SIMPLE)["train"], "test": frames["test"].head(0)}
     folder = tmp_path / "simple"
     folder.mkdir()
-    write_export(folder, "v1", SIMPLE, splits, config)
+    write_export(folder, "v1", SIMPLE, splits, config, provenance(config))
     card = (folder / "README.md").read_text()
     for heading in ("Counts by criterion and label", "Counts by origin"):
         assert all(row.get("test") == "0" for row in markdown_table(card, heading)), heading

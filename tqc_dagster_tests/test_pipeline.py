@@ -16,7 +16,7 @@ from tqc_dagster.config import load_config
 from tqc_dagster.core.judgments import QUARANTINE_REASONS
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
-from tqc_dagster_tests.conftest import write_config
+from tqc_dagster_tests.conftest import run_project, write_config
 
 ASSETS = ["raw_judgments", "processed_samples", "quarantined_judgments"]
 SAMPLE_ASSETS = ["synthetic_samples", "trainset", "testset", "balanced_trainset"]
@@ -30,12 +30,7 @@ def tqc(*args: str):
 @pytest.fixture(scope="module")
 def project(demo_dir, tmp_path_factory):
     """One full `tqc run` of every asset and partition, shared by the tests of this module."""
-    folder = tmp_path_factory.mktemp("project")
-    config_path = write_config(folder, demo_dir)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)
-        patch.delenv("TQC_CONFIG", raising=False)
-        result = tqc("run", "--config", str(config_path))
+    config_path, result = run_project(tmp_path_factory.mktemp("project"), demo_dir)
     return load_config(config_path), result
 
 
@@ -177,6 +172,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
         "exports:no_source_on_both_sides",
         "exports:lines_follow_format",
         "exports:counts_match_sources",
+        "exports:splits_not_empty",
         "judge_agreement:kappa_per_criterion",
     }
     for stage in ("judgments", "synthesis", "splits"):

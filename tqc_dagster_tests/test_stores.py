@@ -333,6 +333,10 @@ def test_a_killed_local_write_leaves_the_old_file_and_nothing_partial_under_the_
     assert not new.exists()
     # a killed process cannot clean up: its temporaries may stay beside the targets, never under their names
     assert {path.name for path in folder.iterdir()} - {existing.name} <= {path.name for path in temporaries(existing) + temporaries(new)}
+    # the next write of each target (the rerun) removes what the killed one left beside it
+    for target in (existing, new):
+        LocalStore().write_parquet(old, str(target))
+    assert sorted(path.name for path in folder.iterdir()) == [existing.name, new.name]
 
 
 def finished_folder(root: Path, files: dict[str, str]) -> Path:

@@ -1,5 +1,6 @@
 """exports: the fine-tuning files of one judge version, both translation models together, per target model."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -9,13 +10,17 @@ from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import table_metadata
 from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.export_folder import target_splits, verify_folders, write_export
+from tqc_dagster.core.dataset_card import provenance_section
+from tqc_dagster.core.export_folder import empty_splits, target_splits, verify_folders, write_export
+from tqc_dagster.core.provenance import card_config, code_version, input_fingerprint
 from tqc_dagster.core.rubric import TARGET_MODELS
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version
 from tqc_dagster.stores import join, store_for
 
 EXPORTS = "exports"
+
+
 def export_folder(storage_root: str, judge_version: str, target_model: str) -> str:
     return join(storage_root, EXPORTS, judge_version, target_model)
 
@@ -24,9 +29,10 @@ class ExportRejected(Exception):
     """The staged export failed verification, so it was not published."""
 
 
-def export_check_results(files: pl.DataFrame, leaked: pl.DataFrame) -> list[dg.AssetCheckResult]:
-    """The export checks on a files table (verify_export) and the train/test sources: the exports step applies them
-    to its staged files before publishing, the exports checks to what is published."""
+def export_check_results(files: pl.DataFrame, leaked: pl.DataFrame, empty: list[str]) -> list[dg.AssetCheckResult]:
+    """The export checks on a files table (verify_export), the train/test sources and the empty splits
+    (`<target_model> <split>`, see export_folder.empty_splits): the exports step applies them to its staged files
+    before publishing, the exports checks to what is published. `splits_not_empty` only warns."""
     problems = int(files["problems"].sum())
     mismatched = files.filter(pl.col("lines") != pl.col("expected"))
     return [
@@ -51,7 +57,22 @@ def export_check_results(files: pl.DataFrame, leaked: pl.DataFrame) -> list[dg.A
             "their source frame (see mismatched_files): lines were lost or duplicated while writing.",
             metadata={"mismatched_files": table_metadata(mismatched)},
         ),
+        dg.AssetCheckResult(
+            check_name="splits_not_empty",
+            passed=not empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=None if not empty else f"Empty splits, exported as no file at all: {', '.join(empty)}. A trainer gets no "
+            "such split; the dataset card says why (e.g. a target model without negatives has no balanced training sample).",
+            metadata={"empty_splits": ", ".join(empty) or "none"},
+        ),
     ]
+
+
+def card_provenance(config: TqcConfig, judge_version: str) -> list[str]:
+    """The card's sections on what made an export: code version, the judge version's batch outputs, the config."""
+    pattern = config.judge_versions[judge_version].input
+    states = store_for(pattern, config.s3).glob_states(pattern)
+    return [provenance_section(code_version(), input_fingerprint(states, pattern, config.storage_root), card_config(config))]
 
 
 def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -66,23 +87,26 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         partitions_def=partitions,
         ins={name: dg.AssetIn(partition_mapping=both_models) for name in (BALANCED, TESTSET, TRAINSET)},
         description="Fine-tuning files per target model (simple, complex) of one judge version, both translation "
-        "models together: sft/, llamafactory/, bedrock/, grpo/ and a dataset card. Train from balanced_trainset, test from testset. "
+        "models together: sft/, llamafactory/, bedrock/, grpo/, verl/, qe/ and dataset cards (shown below per target model). Train from balanced_trainset, test from testset. "
         "Staged, verified and only then published, both target models at once; a failed verification publishes nothing.",
     )
     def exports(context: dg.AssetExecutionContext, balanced_trainset: pl.DataFrame, testset: pl.DataFrame, trainset: pl.DataFrame):
         judge_version = context.partition_key
         leaked = shared_sources(trainset, testset)
-        verified: dict = {}  # the staged export's files table and check results, filled by write()
+        provenance = card_provenance(config, judge_version)
+        verified: dict = {}  # the staged export's files table, check results and cards, filled by write()
 
         def write(staging: Path) -> None:
-            """Write every target model's folder, read every file back, and refuse to publish on any problem."""
+            """Write every target model's folder, read every file back, and refuse to publish on a failed blocking check."""
             written = {}
             for target_model in TARGET_MODELS:
                 (staging / target_model).mkdir()
-                written[target_model] = write_export(staging / target_model, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config)
+                written[target_model] = write_export(staging / target_model, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config, provenance)
             verified["files"] = verify_folders(staging, written)
-            verified["results"] = export_check_results(verified["files"], leaked)
-            if not all(result.passed for result in verified["results"]):
+            verified["results"] = export_check_results(verified["files"], leaked, empty_splits(written))
+            verified["cards"] = {f"dataset_card_{target_model}": dg.MetadataValue.md((staging / target_model / "README.md").read_text()) for target_model in TARGET_MODELS}
+            verified["bedrock_left_out"] = sum(count["bedrock_left_out"] for counts in written.values() for count in counts.values())
+            if not all(result.passed or result.severity == dg.AssetCheckSeverity.WARN for result in verified["results"]):
                 raise ExportRejected
 
         folder = join(config.storage_root, EXPORTS, judge_version)
@@ -102,6 +126,9 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "files": table_metadata(verified["files"], 40),
                 "train_samples": balanced_trainset.height,
                 "test_samples": testset.height,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "bedrock_left_out": verified["bedrock_left_out"],
+                **verified["cards"],
             }
         )
 

@@ -1,7 +1,8 @@
-"""Fine-tuning exports: chat SFT (TRL / Hugging Face), LLaMA-Factory sharegpt, Bedrock (Nova) customization, GRPO.
+"""Fine-tuning exports: chat SFT (TRL / Hugging Face), LLaMA-Factory sharegpt, Bedrock (Nova) customization.
 
 Prompts come from the config's templates; every frame is built with polars expressions, one
-row per sample, so an export line is traceable to its sample by row order.
+row per sample, so an export line is traceable to its sample by row order. The RL formats
+(GRPO, verl) are in export_rl, the QE-regression CSV in export_qe.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import string
 
 import polars as pl
 
+from tqc_dagster.core.hashing import stable_hash_expr
 from tqc_dagster.core.rubric import COMPLEX, COMPLEX_CRITERION, CRITERIA, SIMPLE, SIMPLE_CRITERIA
 
 BEDROCK_SCHEMA_VERSION = "bedrock-conversation-2024"
-# Bedrock rejects a customization job whose text contains any of these.
-BEDROCK_FORBIDDEN = ["User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]"]
+# Reserved keywords (sources in bedrock_forbidden's docstring).
+BEDROCK_FORBIDDEN = ["User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]", "<unk>"]
+# Records per customization job file (sources in shard_sizes' docstring).
+BEDROCK_MAX_RECORDS = 20_000
+BEDROCK_MIN_RECORDS = 8
+NOVA_2_LITE_MIN_RECORDS = 200
 
 CRITERIA_OF = {SIMPLE: list(SIMPLE_CRITERIA), COMPLEX: [COMPLEX_CRITERION]}
 SAMPLE_FIELDS = ("source", "translation", "target_lang", "product_category", "thought")
@@ -48,12 +54,27 @@ def criteria_text(target_model: str) -> str:
     return "\n".join(f"{i}. {CRITERIA[i]}" for i in CRITERIA_OF[target_model])
 
 
+def own_scores(target_model: str) -> pl.Expr:
+    """The target model's criterion scores (list of floats, 0-5) out of the 7 in `scores`."""
+    return pl.concat_list([pl.col("scores").list.get(i) for i in CRITERIA_OF[target_model]])
+
+
+def score_text(target_model: str) -> pl.Expr:
+    """The target model's reference ratings as the assistant writes them: `[5.0, 4.5]`."""
+    return _score_list(own_scores(target_model))
+
+
+def language_code(target_lang: pl.Expr) -> pl.Expr:
+    """ISO 639 code of a judge prompt's target_lang (`zh-cn` -> `zh`, `ru-ru` -> `ru`): the letters before the first
+    `-` or `_`, lower case; `und` (undetermined) when absent or not 2-3 letters."""
+    return target_lang.str.to_lowercase().str.extract(r"^([a-z]{2,3})(?:[-_]|$)", 1).fill_null("und")
+
+
 def prompts(samples: pl.DataFrame, target_model: str, system_template: str, user_template: str, assistant_template: str) -> pl.DataFrame:
     """`system`, `user`, `assistant` text per sample, plus `sample_id`."""
-    own_scores = pl.concat_list([pl.col("scores").list.get(i) for i in CRITERIA_OF[target_model]])
     # target_lang may be absent from a judge prompt; a null field would null the whole text.
     fields = {name: pl.col(name).cast(pl.String).fill_null("unknown" if name == "target_lang" else "") for name in SAMPLE_FIELDS}
-    fields |= {"criteria": pl.lit(criteria_text(target_model)), "scores": _score_list(own_scores), "all_scores": _score_list(pl.col("scores"))}
+    fields |= {"criteria": pl.lit(criteria_text(target_model)), "scores": score_text(target_model), "all_scores": _score_list(pl.col("scores"))}
     return samples.select(
         "sample_id",
         template(system_template, fields, f"export.system_prompts.{target_model}").alias("system"),
@@ -64,6 +85,11 @@ def prompts(samples: pl.DataFrame, target_model: str, system_template: str, user
 
 def _message(role: str, content: str) -> pl.Expr:
     return pl.struct(pl.lit(role).alias("role"), pl.col(content).alias("content"))
+
+
+def chat_prompt() -> pl.Expr:
+    """The prompt as a chat list `[{role: system, content}, {role: user, content}]` (TRL's conversational prompt)."""
+    return pl.concat_list(_message("system", "system"), _message("user", "user"))
 
 
 def sft(prompts_frame: pl.DataFrame) -> pl.DataFrame:
@@ -98,9 +124,20 @@ def sharegpt_dataset_info(name: str, files: dict[str, str]) -> dict:
 
 
 def bedrock_forbidden() -> pl.Expr:
-    """True for a sample whose text contains a substring Bedrock rejects."""
+    """True for a sample whose text contains a reserved keyword of BEDROCK_FORBIDDEN, in any (ASCII) letter case.
+
+    Bedrock fails a Nova customization job whose text holds `User:`, `Bot:`, `Assistant:`, `System:`, `<image>`,
+    `<video>` or `[EOS]` anywhere: https://docs.aws.amazon.com/nova/latest/userguide/fine-tune-prepare-data-understanding.html
+    (item 12). AWS's own validator (github.com/aws-samples/amazon-nova-samples, customization/bedrock-finetuning/
+    understanding/dataset_validation/nova_ft_dataset_validator.py, validate_invalid_tokens) lower-cases text and
+    keywords before matching and adds `<unk>`.
+    """
     text = pl.concat_str("system", "user", "assistant", separator="\n")
-    return text.str.contains_any(BEDROCK_FORBIDDEN)
+    return _reserved(text)
+
+
+def _reserved(text: pl.Expr) -> pl.Expr:
+    return text.str.contains_any(BEDROCK_FORBIDDEN, ascii_case_insensitive=True)
 
 
 def bedrock(prompts_frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -117,14 +154,47 @@ def bedrock(prompts_frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return lines, prompts_frame.height - allowed.height
 
 
-def grpo(samples: pl.DataFrame, prompts_frame: pl.DataFrame, target_model: str) -> pl.DataFrame:
-    """RL (GRPO) rows: the prompt as `system` + `problem`, the reference ratings as `answer`."""
-    own_scores = pl.concat_list([pl.col("scores").list.get(i) for i in CRITERIA_OF[target_model]])
-    answers = samples.select(_score_list(own_scores).alias("answer")).to_series()
-    return prompts_frame.select("system", pl.col("user").alias("problem")).with_columns(answers)
+def shard_sizes(records: int, max_records: int = BEDROCK_MAX_RECORDS) -> list[int]:
+    """Lines per file when `records` lines are cut into the fewest files of at most `max_records`:
+    n = ceil(records / max_records) files, sizes differing by at most one (file k holds positions
+    floor(k*records/n) .. floor((k+1)*records/n) - 1). No file for no record.
+
+    The limits: 8 to 20,000 records per job for Nova micro / lite / pro, and 200 to 20,000 for Nova 2 Lite
+    (`lite-2.0`) SFT, from AWS's validator (nova_ft_dataset_validator.py above: MODEL_TO_NUM_SAMPLES_MAP,
+    NOVA_2_0_LITE_SAMPLE_BOUNDS); we found no AWS documentation page stating these numbers. Nova 2.0 SFT takes no
+    validation set: https://docs.aws.amazon.com/sagemaker/latest/dg/nova-fine-tune-2.html ("Current limitations").
+    """
+    files = -(-records // max_records)
+    return [(k + 1) * records // files - k * records // files for k in range(files)]
 
 
-def _blank(text: pl.Expr) -> pl.Expr:
+def bedrock_shards(prompts_frame: pl.DataFrame, seed: int, max_records: int = BEDROCK_MAX_RECORDS) -> tuple[list[pl.DataFrame], int]:
+    """The Bedrock lines of a split cut into job files of at most `max_records` lines (see shard_sizes), and the
+    samples left out. The rule, seeded and deterministic: lines are ranked by BLAKE2b of `"<seed>|<sample_id>"`
+    (ties by sample_id order) and position p goes to file ((p + 1) * n - 1) // records; inside a file lines keep
+    their sample_id order. Each file is a random part of the split, so each is a valid job input on its own."""
+    lines, left_out = bedrock(prompts_frame)
+    sizes = shard_sizes(lines.height, max_records)
+    if len(sizes) <= 1:
+        return [lines] * len(sizes), left_out
+    ids = prompts_frame.filter(~bedrock_forbidden()).select("sample_id")
+    position = stable_hash_expr(pl.concat_str(pl.lit(f"{seed}|"), pl.col("sample_id"))).rank("ordinal").cast(pl.Int64) - 1
+    shard = ids.select(((position + 1) * len(sizes) - 1) // lines.height).to_series().alias("shard")
+    parts = lines.with_columns(shard).partition_by("shard", as_dict=True, include_key=False, maintain_order=True)
+    return [parts[(k,)] for k in range(len(sizes))], left_out
+
+
+def shard_paths(folder: str, split: str, records: int, max_records: int = BEDROCK_MAX_RECORDS) -> list[str]:
+    """The file names of a split's shards: `bedrock/train.jsonl` for one, `bedrock/train-00000-of-00002.jsonl` ... for
+    several (the shard pattern Hugging Face `datasets` reads as one split)."""
+    files = len(shard_sizes(records, max_records))
+    if files == 1:
+        return [f"{folder}/{split}.jsonl"]
+    return [f"{folder}/{split}-{k:05d}-of-{files:05d}.jsonl" for k in range(files)]
+
+
+def is_blank(text: pl.Expr) -> pl.Expr:
+    """True for a null, empty or whitespace-only text."""
     return text.str.strip_chars().str.len_chars().fill_null(0) == 0
 
 
@@ -135,7 +205,7 @@ def _turn_problems(turns: pl.Expr, texts: pl.Expr, first: str, last: str, system
     """
     system_problem = pl.lit(False)
     if system is not None:
-        system_problem = (turns.list.first() != system).fill_null(True) | _blank(texts.list.first())
+        system_problem = (turns.list.first() != system).fill_null(True) | is_blank(texts.list.first())
         turns, texts = turns.list.slice(1), texts.list.slice(1)
     alternating = turns.list.eval((pl.element() != pl.element().shift(1)).fill_null(True)).list.all()
     known_roles = turns.list.eval(pl.element().is_in([first, last])).list.all()
@@ -156,11 +226,12 @@ def sharegpt_problems(lines: pl.DataFrame) -> int:
     turns = pl.col("conversations")
     roles = turns.list.eval(pl.element().struct.field("from"))
     texts = turns.list.eval(pl.element().struct.field("value"))
-    return lines.select((_turn_problems(roles, texts, "human", "gpt") | _blank(pl.col("system"))).sum()).item()
+    return lines.select((_turn_problems(roles, texts, "human", "gpt") | is_blank(pl.col("system"))).sum()).item()
 
 
 def bedrock_problems(lines: pl.DataFrame) -> int:
-    """Lines that are not bedrock-conversation-2024 or contain a substring Bedrock rejects."""
+    """Lines that are not bedrock-conversation-2024 or contain a reserved keyword, plus the lines beyond
+    BEDROCK_MAX_RECORDS (one job file may hold no more)."""
     messages = pl.col("messages")
     roles = messages.list.eval(pl.element().struct.field("role"))
     texts = messages.list.eval(pl.element().struct.field("content").list.eval(pl.element().struct.field("text")).list.join("\n"))
@@ -169,13 +240,19 @@ def bedrock_problems(lines: pl.DataFrame) -> int:
     broken = (
         _turn_problems(roles, texts, "user", "assistant")
         | (pl.col("schemaVersion") != BEDROCK_SCHEMA_VERSION).fill_null(True)
-        | _blank(system)
-        | everything.str.contains_any(BEDROCK_FORBIDDEN).fill_null(True)
+        | is_blank(system)
+        | _reserved(everything).fill_null(True)
     )
-    return lines.select(broken.sum()).item()
+    return lines.select(broken.sum()).item() + max(lines.height - BEDROCK_MAX_RECORDS, 0)
 
 
-def grpo_problems(rows: pl.DataFrame) -> int:
-    if rows.columns != ["system", "problem", "answer"]:
-        return max(rows.height, 1)
-    return rows.select(pl.any_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")).sum()).item()
+def prompt_problems(prompt: pl.Expr) -> pl.Expr:
+    """True for a chat prompt that is not exactly a non-empty system turn then a non-empty user turn."""
+    roles = prompt.list.eval(pl.element().struct.field("role")).list.join("|")
+    filled = prompt.list.eval(~is_blank(pl.element().struct.field("content"))).list.all()
+    return ~((roles == "system|user") & filled).fill_null(False)
+
+
+def any_blank(*texts: pl.Expr) -> pl.Expr:
+    """True for a row where any of the texts is null or blank."""
+    return pl.any_horizontal(is_blank(text) for text in texts)

@@ -162,7 +162,6 @@ def client_kwargs(fake: FakeBedrock, cache_dir: Path | str, **overrides) -> dict
         "endpoint_url": fake.url,
         "backoff_base_s": 0.02,
         "backoff_cap_s": 0.2,
-        "throttle_cooldown_s": 0.02,
         **overrides,
     }
 

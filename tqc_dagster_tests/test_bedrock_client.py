@@ -170,7 +170,7 @@ def test_a_throttled_request_gives_its_tokens_back(tmp_path):
         client = virtual_client(fake, tmp_path / "cache", time, tokens_per_minute=reserve + 10)
         client.converse(request)
     throttled, retry = sorted(arrivals(fake))
-    assert retry - throttled <= client.throttle_cooldown_s + client.backoff_cap_s  # simulated seconds: not the minute of the token window
+    assert retry - throttled <= client.limiter.spacing + client.backoff_cap_s  # simulated seconds: not the minute of the token window
     assert client.usage.throttles == 1 and client.usage.answered == 1
 
 

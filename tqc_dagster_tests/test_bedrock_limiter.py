@@ -1,4 +1,4 @@
-"""RateLimiter: evenly spaced requests, a sliding 60-second token window, reconcile, give_back, cool_down.
+"""RateLimiter: evenly spaced requests, a sliding 60-second token window, reconcile, give_back, the adaptive spacing.
 
 Most tests run the limiter on a simulated clock: its Condition is one whose wait() advances the
 clock instead of sleeping and runs scheduled events (a request finishing and reconciling its
@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from tqc_dagster.bedrock import limiter as limiter_module
-from tqc_dagster.bedrock.limiter import SPACING_MARGIN, TOKEN_WINDOW_S, WINDOW_S, RateLimiter, shared_limiter
+from tqc_dagster.bedrock.limiter import MAX_SLOWDOWN, THROTTLE_SLOWDOWN, SPACING_MARGIN, TOKEN_WINDOW_S, WINDOW_S, RateLimiter, shared_limiter
 from tqc_dagster_tests.bedrock_helpers import HANG_GUARD_S, VirtualTime, sliding_max
 
 T0 = 1000.0
@@ -143,7 +143,7 @@ def test_no_60_second_window_carries_more_than_the_request_quota(rpm):
     assert achieved >= rpm / (1 + SPACING_MARGIN) * (1 - 1e-9)  # and the quota is used up to the margin
 
 
-def test_request_quota_holds_with_random_cool_downs_give_backs_and_idle_gaps():
+def test_request_quota_holds_with_random_throttles_give_backs_and_idle_gaps():
     rng = random.Random(3)
     limiter, clock, condition = simulated(600, 10**12)
     starts = []
@@ -153,9 +153,11 @@ def test_request_quota_holds_with_random_cool_downs_give_backs_and_idle_gaps():
         draw = rng.random()
         if draw < 0.05:
             limiter.give_back(reservation)
-            limiter.cool_down(rng.uniform(0, 3))
+            limiter.throttled()
         elif draw < 0.07:
             condition.run_until(clock.now + rng.uniform(0, 90))  # nobody asks for a while
+        else:
+            limiter.answered()
     assert sliding_max(starts, WINDOW_S) <= 600
     assert all(b - a >= spacing(600) * (1 - 1e-9) for a, b in zip(starts, starts[1:]))
 
@@ -245,29 +247,50 @@ def test_tokens_per_minute_never_exceeded_in_any_60_second_window():
     assert sliding_max(starts, WINDOW_S, [r.tokens for r in reservations]) >= 0.5 * tpm
 
 
-# --- cool_down ---------------------------------------------------------------------------------------------
+# --- the adaptive spacing (AIMD) ----------------------------------------------------------------------------
 
 
-def test_cool_down_holds_the_next_request_back():
+def test_a_throttle_widens_the_spacing_and_answers_narrow_it_back_to_the_quota():
     limiter, clock, _ = simulated(600, 10**9)
     limiter.acquire(1)
-    limiter.cool_down(5.0)
-    assert limiter.acquire(1).started == pytest.approx(T0 + 5.0)
+    limiter.throttled()
+    assert limiter.spacing == pytest.approx(spacing(600) * THROTTLE_SLOWDOWN)
+    assert limiter.acquire(1).started == pytest.approx(T0 + spacing(600))  # the request already scheduled keeps its slot
+    assert limiter.acquire(1).started == pytest.approx(T0 + spacing(600) * (1 + THROTTLE_SLOWDOWN))
+    for _ in range(100):
+        limiter.answered()
+    assert limiter.spacing == pytest.approx(spacing(600))  # never faster than the quota
 
 
-def test_cool_down_never_shortens_the_spacing():
-    limiter, clock, _ = simulated(1, 10**9)  # one request per 60.6 s
-    limiter.acquire(1)
-    limiter.cool_down(1.0)
-    assert limiter.acquire(1).started == pytest.approx(T0 + spacing(1))
+def test_throttles_back_off_at_most_to_the_floor_rate():
+    limiter, _, _ = simulated(600, 10**9)
+    for _ in range(1000):  # every request throttled: the capacity is far below the quota
+        limiter.throttled()
+    assert limiter.spacing == pytest.approx(spacing(600) * MAX_SLOWDOWN)
 
 
-def test_cool_downs_do_not_add_up():
-    limiter, clock, _ = simulated(600, 10**9)
-    limiter.acquire(1)
-    for _ in range(10):  # ten workers throttled at the same moment
-        limiter.cool_down(2.0)
-    assert limiter.acquire(1).started == pytest.approx(T0 + 2.0)
+def test_random_throttles_keep_the_rate_near_the_quota():
+    """15 % of requests throttled at random (not because of the rate): the spacing stays within a few % of the quota's."""
+    rng = random.Random(5)
+    limiter, _, _ = simulated(600, 10**9)
+    starts = []
+    for _ in range(5000):
+        starts.append(limiter.acquire(1).started)
+        limiter.throttled() if rng.random() < 0.15 else limiter.answered()
+    achieved = (len(starts) - 1) / (starts[-1] - starts[0]) * 60
+    assert 0.95 * 600 <= achieved <= 600 and sliding_max(starts, WINDOW_S) <= 600
+
+
+def test_throttles_that_follow_the_rate_bring_it_down_to_the_capacity():
+    """Capacity 300/min under a 600/min quota: throttled whenever requests come faster than 300/min; the rate follows."""
+    limiter, _, _ = simulated(600, 10**9)
+    starts = [limiter.acquire(1).started]
+    for _ in range(3000):
+        starts.append(limiter.acquire(1).started)
+        gap = starts[-1] - starts[-2]
+        limiter.throttled() if gap < 60 / 300 else limiter.answered()
+    tail = starts[-1000:]
+    assert 0.8 * 300 <= (len(tail) - 1) / (tail[-1] - tail[0]) * 60 <= 1.1 * 300
 
 
 # --- shared_limiter ----------------------------------------------------------------------------------------

@@ -537,6 +537,8 @@ def test_an_empty_split_is_neither_written_nor_registered_and_the_card_says_why(
     assert verification["problems"].sum() == 0 and verification.filter(pl.col("lines") != pl.col("expected")).height == 0
     (folder / "sft/train.jsonl").write_text("")  # what an older version wrote: an empty file is a problem now
     assert verify_export(folder, written).filter(pl.col("file") == "sft/train.jsonl")["problems"].to_list() == [1]
+    (folder / "stray.jsonl").write_text('{"x": 1}\n')  # a data file outside every format folder is a problem, not a crash
+    assert verify_export(folder, written).filter(pl.col("file") == "stray.jsonl")["problems"].to_list() == [1]
 
 
 def test_a_split_without_samples_in_both_target_models_writes_no_folder_of_data(tmp_path, frames, config):

@@ -154,6 +154,27 @@ def test_card_paths_are_relative_to_the_storage_root_or_redacted():
     assert card_path("/data/raw/*/x.jsonl.out", "/data/lake") == "../raw/*/x.jsonl.out"
     assert card_path("s3://bucket/raw/*.jsonl.out", "/data/lake") == "s3://bucket/raw/*.jsonl.out"
     assert card_path("/home/me/cache", "s3://bucket/lake") == REDACTED
+    assert card_path("/home/alice/raw/*.jsonl.out", "/data/lake") == REDACTED  # `../../home/alice/...` names the machine
+
+
+def test_card_tables_are_the_same_bytes_whatever_the_polars_display_environment(monkeypatch):
+    from tqc_dagster.core.dataset_card import _table
+
+    frame = pl.DataFrame({"model": ["anthropic.claude-3-5-sonnet-20241022-v2:0"], "samples": [1234567], "share": [0.5]})
+    plain = _table(frame)
+    assert "anthropic.claude-3-5-sonnet-20241022-v2:0" in plain  # no name is cut
+    for name, value in {"POLARS_FMT_STR_LEN": "5", "POLARS_TABLE_WIDTH": "20", "POLARS_FMT_TABLE_CELL_NUMERIC_ALIGNMENT": "LEFT",
+                        "POLARS_FMT_MAX_ROWS": "1", "POLARS_FMT_TABLE_FORMATTING": "ASCII_FULL"}.items():
+        monkeypatch.setenv(name, value)
+    assert _table(frame) == plain
+
+
+def test_a_missing_grpo_rating_is_a_problem():
+    rows = pl.DataFrame({
+        "prompt": [[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]] * 2,
+        "system": ["s", "s"], "problem": ["u", "u"], "answer": ["[5.0]", "[5.0]"], "ratings": [[5.0], [None]],
+    })
+    assert export_rl.grpo_problems(rows) == 1
 
 
 def test_card_config_and_fingerprint_hold_no_absolute_path(config):  # noqa: F811

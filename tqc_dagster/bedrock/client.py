@@ -1,9 +1,13 @@
 """The Converse client: quota-aware, retrying, cached, accounted.
 
 Only an answer its caller accepts is cached (`accept`): a malformed or useless answer is paid
-for once and never replayed by a rerun. botocore's own retries are off so that every attempt passes through the limiter: a throttled
-request gives its tokens back, cools the limiter down, and waits a full-jitter exponential
-backoff before trying again. Validation and access errors fail at once with a clear message.
+for once and never replayed by a rerun.
+
+botocore's own retries are off so that every attempt passes through the limiter: a throttled
+request gives its tokens back, widens the limiter's spacing (limiter.py: additive increase,
+multiplicative decrease of the rate), and waits a full-jitter exponential backoff before trying
+again while the other workers go on. Validation and access errors fail at once with a clear
+message.
 """
 
 from __future__ import annotations
@@ -117,7 +121,6 @@ class ConverseClient:
         endpoint_url: str | None = None,
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 60.0,
-        throttle_cooldown_s: float = 1.0,
         log: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         limiter: RateLimiter | None = None,
@@ -129,7 +132,6 @@ class ConverseClient:
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
-        self.throttle_cooldown_s = throttle_cooldown_s
         self.limiter = limiter if limiter is not None else shared_limiter((region, endpoint_url, model_id), requests_per_minute, tokens_per_minute)
         self.cache = ResponseCache(cache_dir)
         self.usage = Usage()
@@ -182,7 +184,7 @@ class ConverseClient:
                 self.limiter.give_back(reservation)
                 if code.lower() == THROTTLING:
                     self.usage.add(throttles=1)
-                    self.limiter.cool_down(self.throttle_cooldown_s)
+                    self.limiter.throttled()
                     continue
                 if code.lower() in RETRYABLE_ERRORS or status >= 500:
                     self.usage.add(server_errors=1)
@@ -197,6 +199,7 @@ class ConverseClient:
                 continue
             usage = response.get("usage", {})
             self.limiter.reconcile(reservation, usage.get("inputTokens", 0) + usage.get("outputTokens", 0))
+            self.limiter.answered()
             self.usage.add(answered=1, input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0))
             self.usage.stamp("last_answer_at")
             answer = {name: value for name, value in response.items() if name != "ResponseMetadata"}

@@ -5,6 +5,14 @@ Requests are spaced evenly (at least 60 s / quota apart, with a small safety mar
 are impossible by construction. Tokens are reserved up front (input estimate + maxTokens),
 reconciled with the usage Bedrock reports, and given back when a request was throttled.
 
+When Bedrock throttles, the spacing adapts instead of every worker pausing: additive increase,
+multiplicative decrease of the rate, as TCP congestion control does. A throttle widens the
+spacing by THROTTLE_SLOWDOWN; every answered request narrows it by RECOVERY_STEP of the quota's
+spacing, never below it. With throttles that do not depend on the rate (15 % at random) the
+spacing stays near the quota's (0.15 x 10 % widening < 0.85 x 10 % narrowing per request); when
+the real capacity is lower than the configured quota, the throttles rise and the rate follows it
+down. The quota stays the ceiling.
+
 The clock and the Condition the limiter waits on (and notifies) are injectable, so tests can run
 it on simulated time.
 """
@@ -20,6 +28,9 @@ from dataclasses import dataclass
 WINDOW_S = 60.0
 SPACING_MARGIN = 0.01  # requests 1 % further apart than the quota needs: arrival jitter cannot push a window over
 TOKEN_WINDOW_S = WINDOW_S * (1 + SPACING_MARGIN)  # likewise, tokens stay reserved 1 % longer than a minute
+THROTTLE_SLOWDOWN = 1.1  # a throttle widens the spacing by 10 % (multiplicative decrease of the rate)
+RECOVERY_STEP = 0.1  # an answer narrows it by 10 % of the quota's spacing (additive increase of the rate)
+MAX_SLOWDOWN = 20.0  # the spacing never grows past 20x the quota's: the rate never drops below 5 % of the quota
 
 
 @dataclass
@@ -40,7 +51,8 @@ class RateLimiter:
             raise ValueError("requests_per_minute and tokens_per_minute must be positive")
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
-        self._spacing = WINDOW_S / requests_per_minute * (1 + SPACING_MARGIN)
+        self._quota_spacing = WINDOW_S / requests_per_minute * (1 + SPACING_MARGIN)
+        self._spacing = self._quota_spacing
         self._clock = clock
         self._next_start = float("-inf")
         self._reservations: deque[Reservation] = deque()
@@ -84,10 +96,20 @@ class RateLimiter:
         """A throttled request consumed nothing: return its tokens."""
         self.reconcile(reservation, 0)
 
-    def cool_down(self, seconds: float) -> None:
-        """After a throttle, hold every worker's next request back by `seconds`."""
+    @property
+    def spacing(self) -> float:
+        """Seconds between request starts now: the quota's (60 s / requests_per_minute, plus the margin) or wider."""
+        return self._spacing
+
+    def throttled(self) -> None:
+        """Bedrock throttled a request: widen the spacing by THROTTLE_SLOWDOWN (at most MAX_SLOWDOWN x the quota's)."""
         with self._changed:
-            self._next_start = max(self._next_start, self._clock() + seconds)
+            self._spacing = min(self._spacing * THROTTLE_SLOWDOWN, self._quota_spacing * MAX_SLOWDOWN)
+
+    def answered(self) -> None:
+        """A request was answered: narrow the spacing by RECOVERY_STEP of the quota's, never below it."""
+        with self._changed:
+            self._spacing = max(self._quota_spacing, self._spacing - RECOVERY_STEP * self._quota_spacing)
 
 
 _SHARED: dict[tuple, RateLimiter] = {}

@@ -37,7 +37,13 @@ class DataFile(NamedTuple):
 
 
 def _table(frame: pl.DataFrame) -> str:
-    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_rows=-1):
+    # Every display option that an environment variable (POLARS_FMT_*, POLARS_TABLE_*) could change is pinned:
+    # the card is the same bytes on every machine, and no name is cut.
+    with pl.Config(
+        tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_rows=-1, tbl_cols=-1,
+        fmt_str_lengths=1000, tbl_width_chars=65_000, tbl_cell_alignment="LEFT", tbl_cell_numeric_alignment="RIGHT",
+        fmt_float="mixed", thousands_separator=False, decimal_separator=".",
+    ):
         return str(frame)
 
 
@@ -106,12 +112,22 @@ def bedrock_section(files: list[DataFile], seed: int) -> str:
         f"{BEDROCK_MAX_RECORDS:,} lines is cut into the fewest files of at most {BEDROCK_MAX_RECORDS:,} (sizes differing by at most "
         f"one): lines are ranked by BLAKE2b of `\"{seed}|<sample_id>\"` (`export.seed` = {seed}) and cut in that order, so each file "
         "is a random part of the split and a valid job input on its own; inside a file lines keep their sample_id order.",
+        f"- A validation file counts toward the {BEDROCK_MAX_RECORDS:,} records of a job (train + validation): use the test file "
+        "as validation only where the two together stay within it.",
         f"- Nova 2 Lite (`lite-2.0`): at least {NOVA_2_LITE_MIN_RECORDS} and at most {BEDROCK_MAX_RECORDS:,} training records, and no "
         "validation set: train on the train file(s) alone; keep the test file for your own evaluation.",
         "- Reserved keywords (User:, Bot:, Assistant:, System:, <image>, <video>, [EOS], <unk>, in any letter case) are in no line.",
     ]
-    lines += [f"- `{file.path}`: {file.lines:,} lines" + (f" (fewer than {NOVA_2_LITE_MIN_RECORDS}: too few for Nova 2 Lite)" if file.split == "train" and file.lines < NOVA_2_LITE_MIN_RECORDS else "") for file in shards]
+    lines += [f"- `{file.path}`: {file.lines:,} lines{_too_few(file)}" for file in shards]
     return "## Bedrock (Nova) customization\n\n" + "\n".join(lines)
+
+
+def _too_few(file: DataFile) -> str:
+    if file.split != "train":
+        return ""
+    if file.lines < BEDROCK_MIN_RECORDS:
+        return f" (fewer than {BEDROCK_MIN_RECORDS}: no Nova model takes it)"
+    return f" (fewer than {NOVA_2_LITE_MIN_RECORDS}: too few for Nova 2 Lite)" if file.lines < NOVA_2_LITE_MIN_RECORDS else ""
 
 
 def provenance_section(code: dict[str, str], inputs: dict, config: dict) -> str:

@@ -19,7 +19,7 @@ import polars as pl
 
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core import export, export_qe, export_rl
-from tqc_dagster.core.dataset_card import OWN_CARD, DataFile, bedrock_section, dataset_card, format_card, languages, notes, provenance_section
+from tqc_dagster.core.dataset_card import OWN_CARD, DataFile, bedrock_section, dataset_card, format_card, languages, notes
 
 SPLITS = ("train", "test")
 
@@ -152,7 +152,8 @@ def verify_export(folder: Path, counts: dict) -> pl.DataFrame:
     rows = []
     for path in sorted(expected.keys() | present):
         frame = _read(folder / path) if path in present else None
-        problems = 0 if frame is None else FORMATS[path.split("/")[0]].problems(frame)
+        known_format = FORMATS.get(path.split("/")[0])
+        problems = 0 if frame is None or known_format is None else known_format.problems(frame)
         rows.append((path, 0 if frame is None else frame.height, expected[path].lines if path in expected else 0, problems + (path not in expected)))
     return pl.DataFrame(rows, schema={"file": pl.String, "lines": pl.Int64, "expected": pl.Int64, "problems": pl.Int64}, orient="row")
 

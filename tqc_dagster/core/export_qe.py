@@ -9,9 +9,8 @@ from __future__ import annotations
 import polars as pl
 
 from tqc_dagster.core.export import any_blank, language_code
-from tqc_dagster.core.rubric import CRITERIA
+from tqc_dagster.core.rubric import CRITERIA, MAX_SCORE
 
-MAX_SCORE = 5.0
 CRITERION_COLUMNS = [f"criterion_{i}" for i in range(len(CRITERIA))]
 QE_COLUMNS = ["src", "mt", "score", *CRITERION_COLUMNS, "lp", "split"]
 

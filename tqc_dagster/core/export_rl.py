@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from tqc_dagster.core.export import any_blank, chat_prompt, own_scores, prompt_problems, score_text
+from tqc_dagster.core.rubric import MAX_SCORE
 
 GRPO_COLUMNS = ["prompt", "system", "problem", "answer", "ratings"]
 VERL_COLUMNS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]
@@ -44,7 +45,8 @@ def grpo_problems(rows: pl.DataFrame) -> int:
     system + user, a blank text, ratings missing or out of [0, 5]."""
     if rows.columns != GRPO_COLUMNS:
         return max(rows.height, 1)
-    ratings_ok = (pl.col("ratings").list.len() > 0) & pl.col("ratings").list.eval(pl.element().is_between(0, 5)).list.all()
+    in_range = pl.element().is_between(0, MAX_SCORE).fill_null(False)  # a missing rating is no rating
+    ratings_ok = (pl.col("ratings").list.len() > 0) & pl.col("ratings").list.eval(in_range).list.all()
     broken = prompt_problems(pl.col("prompt")) | any_blank(pl.col("system"), pl.col("problem"), pl.col("answer")) | ~ratings_ok.fill_null(False)
     return rows.select(broken.sum()).item()
 

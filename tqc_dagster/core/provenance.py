@@ -22,13 +22,15 @@ REDACTED = "<local path outside the storage root>"
 
 def card_path(path: str, storage_root: str) -> str:
     """A config path as the card shows it: s3:// URIs as they are; a local path relative to a local storage root
-    (`.` for the root itself, `../raw/*.jsonl.out` beside it, POSIX separators); with an S3 storage root a local
-    path is REDACTED."""
+    (`.` for the root itself, `../raw/*.jsonl.out` beside it, POSIX separators); REDACTED when it lies outside the
+    storage root's parent folder, or under an S3 storage root."""
     if "://" in path:
         return path
     if is_s3(storage_root):
         return REDACTED
-    return Path(os.path.relpath(path, storage_root)).as_posix()
+    relative = Path(os.path.relpath(path, storage_root))
+    # Beside the storage root (`../raw`) says where inputs sit; further up (`../../home/<user>/...`) is a machine path.
+    return REDACTED if relative.parts[:2] == ("..", "..") else relative.as_posix()
 
 
 def card_config(config: TqcConfig) -> dict:

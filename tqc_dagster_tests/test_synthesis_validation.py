@@ -77,6 +77,7 @@ def test_only_an_answer_with_a_usable_sample_is_worth_caching():
     assert not accept(answer('I am sorry: [{"source": "broken'))
     assert not accept({})
     assert not accept({"output": {"message": {"content": "not blocks"}}})
+    assert not accept(answer("[" * 100_000 + "]" * 100_000))  # nested past the decoder's depth: unusable, not a crash
 
 
 def test_a_malformed_body_is_not_cached_and_is_asked_again(tmp_path):

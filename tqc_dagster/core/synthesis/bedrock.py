@@ -139,7 +139,7 @@ def parse_samples(text: str) -> list | None:
         return None
     try:
         value, _ = json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested deeper than the decoder goes
         return None
     return value if isinstance(value, list) else None
 

@@ -184,6 +184,6 @@ def test_card_config_and_fingerprint_hold_no_absolute_path(config):  # noqa: F81
     raw = config.judge_versions["v1"].input.replace("*/*.jsonl.out", "")
     states = {f"{raw}a/1.jsonl.out": FileState(10, "111"), f"{raw}b/2.jsonl.out": FileState(20, "222")}
     fingerprint = input_fingerprint(states, config.judge_versions["v1"].input, config.storage_root)
-    assert [f["path"] for f in fingerprint["files"]] == ["../raw/a/1.jsonl.out", "../raw/b/2.jsonl.out"]
+    assert [f["path"] for f in fingerprint["files"]] == ["a/1.jsonl.out", "b/2.jsonl.out"]  # below the pattern's folder
     changed = input_fingerprint(states | {f"{raw}b/2.jsonl.out": FileState(20, "223")}, config.judge_versions["v1"].input, config.storage_root)
     assert len(fingerprint["sha256"]) == 16 and changed["sha256"] != fingerprint["sha256"]

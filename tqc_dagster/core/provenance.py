@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.stores import FileState, is_s3
+from tqc_dagster.stores import WILDCARDS, FileState, is_s3
 
 PACKAGE = "tqc_dagster"
 REDACTED = "<local path outside the storage root>"
@@ -66,8 +66,12 @@ def code_version() -> dict[str, str]:
 
 def input_fingerprint(states: dict[str, FileState], pattern: str, storage_root: str) -> dict:
     """The batch-output files an export was made from, as the store reports them (size in bytes; version: the S3
-    ETag, or the local modification time in ns): `files` [{path, size, version}] sorted by path (paths through
-    card_path), and `sha256`, the hash of every `path size version` line (first 16 hex digits)."""
-    files = [{"path": card_path(uri, storage_root), "size": state.size, "version": state.version} for uri, state in sorted(states.items())]
+    ETag, or the local modification time in ns): `pattern` (through card_path), `files` [{path, size, version}]
+    sorted by path, each path relative to the pattern's folder before its first wildcard (`c35-v2/*/*/*.jsonl.out`
+    lists `job/run/part.jsonl.out`: where the inputs are mounted is not part of them), and `sha256`, the hash of
+    every `path size version` line (first 16 hex digits)."""
+    wildcard = WILDCARDS.search(pattern)
+    base = pattern[: pattern.rfind("/", 0, wildcard.start()) + 1] if wildcard else pattern[: pattern.rfind("/") + 1]
+    files = [{"path": uri.removeprefix(base), "size": state.size, "version": state.version} for uri, state in sorted(states.items())]
     lines = "".join(f"{f['path']} {f['size']} {f['version']}\n" for f in files)
     return {"pattern": card_path(pattern, storage_root), "files": files, "sha256": hashlib.sha256(lines.encode()).hexdigest()[:16]}

@@ -628,20 +628,14 @@ def llamafactory_worker(args) -> int:
         emit("llamafactory_load", "all", "FAIL", f"tiny model: {type(error).__name__}: {error}", time.monotonic() - start)
         return 0
     for target in [Path(p) for p in args.targets]:
-        start = time.monotonic()
-        try:
-            result, detail = llamafactory_load(target, model_dir, work)
-        except Exception as error:  # noqa: BLE001
-            traceback.print_exc()
-            result, detail = "FAIL", f"{type(error).__name__}: {error}"
-        emit("llamafactory_load", target.name, result, detail, time.monotonic() - start)
-        start = time.monotonic()
-        try:
-            result, detail = llamafactory_train(target, model_dir, work)
-        except Exception as error:  # noqa: BLE001
-            traceback.print_exc()
-            result, detail = "FAIL", f"{type(error).__name__}: {error}"
-        emit("llamafactory_1_step", target.name, result, detail, time.monotonic() - start)
+        for check, run in (("llamafactory_load", llamafactory_load), ("llamafactory_1_step", llamafactory_train)):
+            start = time.monotonic()
+            try:
+                result, detail = run(target, model_dir, work)
+            except Exception as error:  # noqa: BLE001
+                traceback.print_exc()
+                result, detail = "FAIL", f"{type(error).__name__}: {error}"
+            emit(check, target.name, result, detail, time.monotonic() - start)
     return 0
 
 

@@ -132,11 +132,12 @@ class Synthesis(_Strict):
     )
     judge_model: Text | None = Field(None, description="model id of the verifying judge; null: the partition's judge_versions.<v>.judge_model")
 
-    @model_validator(mode="after")
-    def _verify_bedrock_samples_only(self) -> "Synthesis":
-        if self.verify_with_judge and self.backend != "bedrock":
-            raise ValueError("verify_with_judge needs backend: bedrock (the rules backend's samples are not judged)")
-        return self
+    @field_validator("verify_with_judge")
+    @classmethod
+    def _bedrock_samples_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("backend") == "rules":
+            raise ValueError("needs backend: bedrock (the rules backend's samples are not judged)")
+        return value
 
 
 class S3(_Strict):

@@ -224,7 +224,7 @@ def test_the_judge_model_is_configured_once(demo_dir, tmp_path):
     assert verifying.verifying_judge("v1") == "anthropic.claude-3-5-sonnet-20241022-v2:0"  # each judge version's own judge_model
     assert verifying.verifying_judge("v2") == "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
     assert config("named", backend="bedrock", verify_with_judge=True, judge_model=JUDGE_MODEL).verifying_judge("v2") == JUDGE_MODEL
-    with pytest.raises(ConfigError, match="verify_with_judge needs backend: bedrock"):
+    with pytest.raises(ConfigError, match="synthesis.verify_with_judge: needs backend: bedrock"):
         config("rules", verify_with_judge=True)
 
 

@@ -77,8 +77,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         backend, client, verifier = choose_backend(context, bedrock)
         output = backend.synthesize(processed_samples, wanted, synthesis.seed)
         usage = client.usage.summary(prices) if client else {}
-        if verifier is not None:  # the judge's verdicts, and what its requests cost at the judge model's price
-            verification = {**verifier.summary(), "bedrock": verifier.client.usage.summary(config.bedrock.prices.get(verifier.client.model_id))}
+        # The judge's verdicts, and what its requests cost at the judge model's price.
+        verification = {**verifier.summary(), "bedrock": verifier.client.usage.summary(config.bedrock.prices.get(verifier.client.model_id))} if verifier else {}
         made = output.samples
         unfilled = output.report.filter(pl.col("unfilled") > 0)
         yield dg.Output(
@@ -91,7 +91,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
                 "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
-                **({"judge_verification": dg.MetadataValue.json(verification)} if verifier is not None else {}),
+                **({"judge_verification": dg.MetadataValue.json(verification)} if verification else {}),
             },
         )
 

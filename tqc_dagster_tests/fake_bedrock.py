@@ -2,7 +2,8 @@
 
 boto3 talks to it through `endpoint_url`, so botocore's real request signing, error parsing
 and timeouts are exercised. It answers synthesis requests with generated samples of the
-requested group, and injects throttling (HTTP 429 ThrottlingException), 5xx, latency and
+requested group, judge prompts with a judge array in the real format (agreeing with a sample it
+generated, or not, by `Faults.judge_disagree` / `judge_unreadable`), and injects throttling (HTTP 429 ThrottlingException), 5xx, latency and
 malformed model output on demand. Every request is logged with its arrival time, on `clock`
 (real by default; tests on simulated time pass theirs). Tests synchronize on what the server did,
 never on sleeps: `wait_for` blocks until a condition on the log holds, `client_hung_up` lets a

@@ -127,6 +127,17 @@ class Synthesis(_Strict):
     on_shortfall: Literal["warn", "fail"] = Field(
         "warn", description="a group left below min_samples: warn (the run goes on) or fail (a blocking check stops what follows)"
     )
+    verify_with_judge: bool = Field(
+        False, description="bedrock backend: keep a sample only when the judge model, sent the real judge prompt, puts it in its group"
+    )
+    judge_model: Text | None = Field(None, description="model id of the verifying judge; null: the partition's judge_versions.<v>.judge_model")
+
+    @field_validator("verify_with_judge")
+    @classmethod
+    def _bedrock_samples_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("backend") == "rules":
+            raise ValueError("needs backend: bedrock (the rules backend's samples are not judged)")
+        return value
 
 
 class S3(_Strict):
@@ -293,6 +304,12 @@ class TqcConfig(_Strict):
                 )
             owner[model.translation_id] = name
         return value
+
+    def verifying_judge(self, judge_version: str) -> str | None:
+        """The model id that verifies the synthetic samples of a judge version's partitions, None when verification is off."""
+        if not self.synthesis.verify_with_judge:
+            return None
+        return self.synthesis.judge_model or self.judge_versions[judge_version].judge_model
 
     @property
     def judge_version_names(self) -> list[str]:

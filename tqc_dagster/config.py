@@ -18,7 +18,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tqc_dagster.core.export import TEMPLATE_FIELDS
-from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
+from tqc_dagster.core.judgments import Thresholds
+from tqc_dagster.core.rubric import TARGET_MODELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV_VAR = "TQC_CONFIG"
@@ -94,7 +95,6 @@ Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
 # botocore's own checks, which otherwise fail only when the first client is made.
 Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
 EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
-Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
 
 class JudgeVersion(_Strict):
@@ -105,13 +105,6 @@ class JudgeVersion(_Strict):
 class TranslationModel(_Strict):
     translation_id: int = Field(ge=1, description='the <translation id="N"> of this model in the judge prompt')
     name: Text
-
-
-class LabelThresholds(_Strict):
-    """On the judge's score scale (core.rubric)."""
-
-    simple: Score = 3.0
-    complex: Score = 4.0
 
 
 class Checks(_Strict):
@@ -267,7 +260,7 @@ class TqcConfig(_Strict):
     storage_root: Location = Field(description="a local folder or s3://bucket/prefix")
     judge_versions: dict[JudgeVersionName, JudgeVersion]
     models: dict[ModelName, TranslationModel]
-    labels: LabelThresholds = LabelThresholds()
+    labels: Thresholds = Thresholds()
     checks: Checks = Checks()
     s3: S3 = S3()
     synthesis: Synthesis = Synthesis()

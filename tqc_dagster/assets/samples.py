@@ -13,7 +13,6 @@ from tqc_dagster.assets.metadata import column_schema, counts, sample_metadata, 
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance
-from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
 from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
 from tqc_dagster.core.split import realized_test_share, source_is_test, split_samples
@@ -35,7 +34,7 @@ BALANCED = "balanced_trainset"
 
 
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    thresholds = config.labels
     synthesis, split, balancing = config.synthesis, config.split, config.balance
     consensus = config.consensus.policy
     prices = config.bedrock.price

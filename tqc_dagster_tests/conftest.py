@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,9 @@ import pytest
 import yaml
 
 DEMO_RECORDS = 400
+# moto's request recorder (s3_server.recording) writes its log to this file, read when moto is first imported:
+# set before any test module imports it, so nothing lands in the working tree.
+os.environ.setdefault("MOTO_RECORDER_FILEPATH", os.path.join(tempfile.gettempdir(), f"tqc-moto-recording-{os.getpid()}"))
 
 
 def write_config(folder: Path, demo_dir: Path, **overrides) -> Path:

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from tqc_dagster import demo_vocab as vocab
 from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
 
@@ -97,9 +98,114 @@ EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
 Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
 
+# Bedrock batch inference quotas (AWS General Reference, "Amazon Bedrock endpoints and quotas",
+# https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock, the quotas named by the user guide's
+# "Format and upload your batch inference data"); defaults per account and model, adjustable in Service Quotas.
+BATCH_RECORDS_PER_FILE = 50_000  # "Records per input file per batch inference job"
+BATCH_RECORDS_PER_JOB = 50_000  # "Records per batch inference job"
+BATCH_MIN_RECORDS_PER_JOB = 100  # "Minimum number of records per batch inference job"
+BATCH_FILE_BYTES = 1_000_000_000  # "Batch inference input file size" (1 GB)
+BATCH_JOB_BYTES = 5_000_000_000  # "Batch inference job size" (5 GB)
+BATCH_CONCURRENT_JOBS = 10  # "Sum of in-progress and submitted batch inference jobs" (per base model)
+_JUDGE_USER_TEMPLATE = (
+    "## Source Text\n<source>\n<content>{source}</content>\n</source>\n\n"
+    "## Translations\n<translations target_lang=\"{target_lang}\">\n{translations}</translations>\n\n"
+    "## Instructions\n"
+    "Score both translations against the seven criteria of the rubric. For each translation give one to "
+    "three sentences of reasoning that name every criterion that lost points, then the seven scores in "
+    "rubric order.\nAnswer with a JSON array only: one object per translation with the keys \"id\", "
+    "\"thought\" and \"scores\"."
+)
+_JUDGE_TRANSLATION_TEMPLATE = '<translation id="{id}">\n<translator>{translator}</translator>\n<content>{text}</content>\n</translation>\n'
+
+
+def _fields_of(allowed: frozenset[str]):
+    """A str.format template whose fields are all in `allowed` (checked at load, so a typo stops the load)."""
+
+    def check(text: str) -> str:
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+        except ValueError as error:
+            raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise ValueError(f"unknown field {{{unknown[0]}}}; known: {sorted(allowed)}")
+        return text
+
+    return check
+
+
+class JudgePrompt(_Strict):
+    """The judge request of one record, in the Anthropic Messages body (AWS, "Anthropic Claude Messages API").
+
+    The defaults are the layout of the real judge jobs (demo_data writes it; core.batch_outputs reads it back):
+    the rubric as system, `<source>` and `<translations target_lang=...>` blocks, one `<translation id="N">`
+    per model of `models` in translation-id order, and an assistant prefill the reply continues.
+    """
+
+    system: Text = Field(vocab.SYSTEM_PROMPT, description="the rubric")
+    user_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"source", "target_lang", "translations"})))] = _JUDGE_USER_TEMPLATE
+    translation_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"id", "translator", "text"})))] = _JUDGE_TRANSLATION_TEMPLATE
+    translators: dict[int, Text] = Field(
+        default_factory=lambda: {1: "machine", 2: "expert"}, description="the <translator> of each translation id; others: machine"
+    )
+    prefill: str = Field("```json", description="the assistant turn the reply continues; empty: none")
+    stop_sequences: list[Text] = Field(default_factory=lambda: ["```"], max_length=8)
+    max_tokens: int = Field(4096, ge=1, le=128_000)
+    anthropic_version: Text = "bedrock-2023-05-31"
+
+
+class JudgeBatch(_Strict):
+    """A judge version judged by Bedrock batch inference (CreateModelInvocationJob, one job per input file)."""
+
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$")] = Field(
+        description="the service role Bedrock assumes to read input_uri and write output_uri"
+    )
+    input_uri: Location = Field(description="folder the request files (.jsonl) are written to: s3://bucket/prefix/ (local for tests)")
+    output_uri: Location = Field(description="folder Bedrock writes <job id>/<file>.jsonl.out and manifest.json.out to")
+    max_concurrent_jobs: int = Field(BATCH_CONCURRENT_JOBS, ge=1, le=1000, description="jobs Submitted..InProgress at once")
+    records_per_file: int = Field(min(BATCH_RECORDS_PER_FILE, BATCH_RECORDS_PER_JOB), ge=1)
+    min_records_per_job: int = Field(BATCH_MIN_RECORDS_PER_JOB, ge=1)
+    max_file_bytes: int = Field(min(BATCH_FILE_BYTES, BATCH_JOB_BYTES), ge=1024)
+    timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each job (AWS: 24 to 168)")
+    region: Region | None = Field(None, description="null: bedrock.region")
+    endpoint_url: EndpointUrl | None = Field(None, description="the Bedrock control plane; null: AWS")
+    prompt: JudgePrompt = JudgePrompt()
+
+    @model_validator(mode="after")
+    def _fits(self) -> "JudgeBatch":
+        if self.min_records_per_job > self.records_per_file:
+            raise ValueError(f"min_records_per_job ({self.min_records_per_job}) must not exceed records_per_file ({self.records_per_file})")
+        return self
+
+
 class JudgeVersion(_Strict):
     judge_model: Text
-    input: Location = Field(description="glob over the judge's batch outputs (.jsonl.out)")
+    input: Location | None = Field(
+        None, description="glob over the judge's batch outputs (.jsonl.out); with judge_from: derived from batch.output_uri, leave it out"
+    )
+    judge_from: JudgeVersionName | None = Field(None, description="judge the sources and translations this other judge version judged")
+    batch: JudgeBatch | None = Field(None, description="Bedrock batch inference settings; required with judge_from")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_source(cls, data, handler):
+        """`input`, or `judge_from` with `batch`; a missing input is named beside any other problem of the entry."""
+        no_input = isinstance(data, dict) and data.get("input") is None and data.get("judge_from") is None
+        try:
+            version = handler(data)
+        except ValidationError as error:
+            if not no_input:
+                raise
+            details = [{key: item[key] for key in ("type", "loc", "input", "ctx") if key in item} for item in error.errors(include_url=False)]
+            raise ValidationError.from_exception_data(error.title, [*details, {"type": "missing", "loc": ("input",), "input": data}]) from None
+        if no_input:
+            raise ValueError("input: missing key (a judge version reads an input glob, or is judged with judge_from)")
+        if version.judge_from is not None and version.batch is None:
+            raise ValueError("batch: missing key (judge_from judges through Bedrock batch inference)")
+        if version.judge_from is not None and version.input is not None:
+            raise ValueError("input: leave it out with judge_from (the outputs are read from batch.output_uri)")
+        return version
 
 
 class TranslationModel(_Strict):
@@ -141,6 +247,16 @@ class TokenPrice(_Strict):
     output: float = Field(ge=0.0, description="USD per million output tokens")
 
 
+# USD per million (input, output) tokens on demand (Amazon Bedrock pricing, https://aws.amazon.com/bedrock/pricing/);
+# batch inference is billed at half the on-demand price there.
+ON_DEMAND_PRICES = {
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": (3.0, 15.0),
+    "us.anthropic.claude-3-7-sonnet-20250219-v1:0": (3.0, 15.0),
+    "amazon.nova-lite-v1:0": (0.06, 0.24),
+}
+BATCH_PRICE_SHARE = 0.5
+
+
 class Bedrock(_Strict):
     """The Bedrock Converse client of the bedrock synthesis backend. Credentials: boto3's default chain only."""
 
@@ -158,12 +274,12 @@ class Bedrock(_Strict):
     endpoint_url: EndpointUrl | None = None
     cache_dir: LocalPath | None = Field(None, description="local folder; null: <storage_root>/bedrock_cache (beside the config when storage is on S3)")
     prices: dict[str, TokenPrice] = Field(
-        default_factory=lambda: {
-            "anthropic.claude-3-5-sonnet-20241022-v2:0": TokenPrice(input=3.0, output=15.0),
-            "us.anthropic.claude-3-7-sonnet-20250219-v1:0": TokenPrice(input=3.0, output=15.0),
-            "amazon.nova-lite-v1:0": TokenPrice(input=0.06, output=0.24),
-        },
+        default_factory=lambda: {model: TokenPrice(input=i, output=o) for model, (i, o) in ON_DEMAND_PRICES.items()},
         description="USD per million tokens by model id, for cost estimates",
+    )
+    batch_prices: dict[str, TokenPrice] = Field(
+        default_factory=lambda: {model: TokenPrice(input=i * BATCH_PRICE_SHARE, output=o * BATCH_PRICE_SHARE) for model, (i, o) in ON_DEMAND_PRICES.items()},
+        description="USD per million tokens of batch inference by model id, for the judging estimate",
     )
 
     @field_validator("tokens_per_minute")
@@ -240,8 +356,15 @@ class Export(_Strict):
 
 
 class Agreement(_Strict):
-    judges: tuple[str, str] = Field(("v1", "v2"), description="the two judge versions compared by judge_agreement")
+    judges: tuple[str, ...] = Field(("v1", "v2"), min_length=2, description="the judge versions compared by judge_agreement, pair by pair")
     min_kappa: float = Field(0.4, ge=-1.0, le=1.0, description="judge_agreement warns for a criterion below this weighted kappa")
+
+    @field_validator("judges")
+    @classmethod
+    def _distinct(cls, judges: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(judges)) != len(judges):
+            raise ValueError(f"each judge version once: {list(judges)}")
+        return judges
 
 
 class Consensus(_Strict):
@@ -274,6 +397,14 @@ class TqcConfig(_Strict):
         if not value:
             raise ValueError("needs at least one entry")
         return value
+
+    @model_validator(mode="after")
+    def _judge_from_exists(self) -> "TqcConfig":
+        for name, version in self.judge_versions.items():
+            source = version.judge_from
+            if source is not None and (source == name or source not in self.judge_versions):
+                raise ValueError(f"judge_versions.{name}.judge_from: {source!r} must be another key of judge_versions {list(self.judge_versions)}")
+        return self
 
     @model_validator(mode="after")
     def _agreement_judges_exist(self) -> "TqcConfig":
@@ -343,6 +474,22 @@ def _how_chosen(path: str | os.PathLike | None) -> str:
     return f" (no config named and {CONFIG_ENV_VAR} unset, so {DEFAULT_CONFIG_NAME} in the current folder; name one with --config or {CONFIG_ENV_VAR})"
 
 
+def batch_output_glob(output_uri: str) -> str:
+    """The batch outputs of a judged version: Bedrock writes `<output_uri>/<job id>/<input file>.out` (AWS user guide,
+    "View the results of a batch inference job")."""
+    return output_uri.rstrip("/") + "/*/*.jsonl.out" if "://" in output_uri else str(Path(output_uri, "*", "*.jsonl.out"))
+
+
+def _resolved_version(version: JudgeVersion, base: Path) -> JudgeVersion:
+    """Paths against the config's folder; a judged version reads its batch outputs from batch.output_uri."""
+    if version.batch is None:
+        return version.model_copy(update={"input": _resolve(version.input, base)})
+    batch = version.batch.model_copy(
+        update={"input_uri": _resolve(version.batch.input_uri, base), "output_uri": _resolve(version.batch.output_uri, base)}
+    )
+    return version.model_copy(update={"batch": batch, "input": batch_output_glob(batch.output_uri)})
+
+
 def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     """Read and validate a config file (None: `default_config_path()`); any problem raises ConfigError naming the key and the file."""
     config_path = Path(path or default_config_path()).resolve()
@@ -382,10 +529,7 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
         update={
             "storage_root": storage_root,
             "bedrock": config.bedrock.model_copy(update={"cache_dir": cache_dir}),
-            "judge_versions": {
-                name: jv.model_copy(update={"input": _resolve(jv.input, base)})
-                for name, jv in config.judge_versions.items()
-            },
+            "judge_versions": {name: _resolved_version(jv, base) for name, jv in config.judge_versions.items()},
         }
     )
 

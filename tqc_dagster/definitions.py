@@ -21,6 +21,7 @@ from tqc_dagster.checks.exports import build_export_checks
 from tqc_dagster.checks.ingest import build_ingest_checks
 from tqc_dagster.checks.samples import build_sample_checks
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
+from tqc_dagster.assets.judging import build_judging_assets
 from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS, build_ingest_assets
 from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
@@ -28,6 +29,7 @@ from tqc_dagster.partitions import judge_version_partitions, model_partitions, s
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.resources.storage import parquet_io_manager
 from tqc_dagster.sensors import build_input_sensors
+from tqc_dagster.batch_sensors import build_batch_sensors
 
 AUTOMATION_SENSOR = "follow_upstream"
 
@@ -57,7 +59,7 @@ def checks_of(asset_checks: list[dg.AssetChecksDefinition], assets: tuple[str, .
 STAGES = (
     Stage("ingest", (RECORDS,), "judge_version", "Read one judge version's batch outputs once, for all models."),
     Stage("judgments", (RAW, PROCESSED, QUARANTINED), "sample", "Validate one model's judgments: samples and quarantine."),
-    Stage("agreement", (AGREEMENT,), "model", "Agreement of the two judge versions on one model's translations."),
+    Stage("agreement", (AGREEMENT,), "model", "Agreement of the judge versions of agreement.judges, pair by pair, on one model's translations."),
     Stage("synthesis", (SYNTHETIC_SAMPLES,), "sample", "Top up the rare groups of one partition with synthetic samples."),
     Stage("splits", (TRAINSET, TESTSET, BALANCED), "sample", "The leak-free split and the balanced trainset of one partition."),
     Stage("publish_exports", (EXPORTS,), "judge_version", "The fine-tuning exports of one judge version (both models)."),
@@ -72,6 +74,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_sample_assets(config, partitions),
         *build_export_assets(config, judge_versions),
         *build_agreement_assets(config, model_partitions(config)),
+        *build_judging_assets(config, judge_versions),
     ]
     asset_checks = [
         *build_ingest_checks(config, partitions, judge_versions),
@@ -105,6 +108,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         ],
         sensors=[
             *build_input_sensors(config, STAGES[0].job),
+            *build_batch_sensors(config),
             dg.AutomationConditionSensorDefinition(
                 AUTOMATION_SENSOR,
                 target=dg.AssetSelection.all(),

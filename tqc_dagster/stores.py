@@ -106,6 +106,18 @@ class LocalStore:
             if os.path.exists(temporary):
                 os.remove(temporary)
 
+    def write_file(self, path: str, uri: str) -> None:
+        """Copy a local file to `uri` atomically: written beside the target, then renamed into place."""
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, uri)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
     def publish_folder(self, uri: str, write: Callable[[Path], None], markers: Sequence[str] = ("",)) -> None:
         """Build the folder in a hidden staging folder beside it, then swap it in whole, with a `_SUCCESS`
         marker in each of the `markers` subfolders ("" is the folder itself). When `write` raises, nothing

@@ -47,10 +47,17 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
     )
     def judge_records(context: dg.AssetExecutionContext):
         judge_version = context.partition_key
-        files = input_files(config, judge_version)
-        store = store_for(files[0], config.s3)
+        judged = config.judge_versions[judge_version].judge_from is not None
+        pattern = config.judge_versions[judge_version].input
+        store = store_for(pattern, config.s3)
+        # A judged version's outputs may be none at all (every job failed): its requests are then all missing.
+        files = store.glob(pattern) if judged else input_files(config, judge_version)
         read = read_records(files, translation_ids, store.local_copy, store.modified)
         records = read.records
+        if judged:
+            from tqc_dagster.assets.judging import with_missing_requests  # judging builds on this module
+
+            records = with_missing_requests(config, judge_version, records, context.log)
         for uri, problem in read.skipped.items():
             context.log.warning(f"judge_versions.{judge_version}.input matches {uri}, {problem}: not read")
         yield dg.Output(

@@ -29,7 +29,7 @@ class BedrockResource(dg.ConfigurableResource):
 
     @classmethod
     def from_config(cls, settings: Bedrock) -> "BedrockResource":
-        return cls(**settings.model_dump(exclude={"prices"}))
+        return cls(**settings.model_dump(exclude={"prices", "batch_prices"}))
 
     def client(self, log: Callable[[str], None] | None = None) -> ConverseClient:
         """A Converse client (boto3 is imported, and a client made, only here: the rules backend never touches AWS)."""

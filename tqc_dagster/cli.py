@@ -99,7 +99,7 @@ def check(config_path: str | None, partitions: tuple[str, ...], judge_versions: 
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
 @click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
 def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> None:
-    """Requests, tokens, hours at the configured quota and cost of bedrock synthesis, per partition."""
+    """Judging through batch inference (judged versions) and bedrock synthesis (per partition): requests, tokens, time, cost."""
     import polars as pl
 
     from tqc_dagster.estimate import estimate
@@ -109,8 +109,15 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     config = _load(config_path)
     from tqc_dagster.stores import StorageError
 
+    from tqc_dagster.estimate_judging import estimate_judging, print_judging
+
+    judged = {name for name, version in config.judge_versions.items() if version.judge_from is not None}
     try:
-        table = estimate(config, [split_key(key) for key in selected_partitions(config, list(partitions))])
+        if judged:
+            print_judging(config, estimate_judging(config))
+        # without --partition, a judged version's partitions have no samples before it is judged: left out
+        chosen = [split_key(key) for key in selected_partitions(config, list(partitions))]
+        table = estimate(config, chosen if partitions else [(jv, model) for jv, model in chosen if jv not in judged])
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     bedrock = config.bedrock

@@ -150,3 +150,29 @@ def test_requested_records_without_an_output_line_are_quarantined(v1_records):
     row = quarantined.filter(pl.col("record_id") == "meta_X_0_1").row(0, named=True)
     assert (row["reason"], row["source_file"], row["line_number"]) == ("missing_from_output", "s3://b/in/part-0.jsonl", 7)
     assert accounting.balanced
+
+
+def test_the_judging_estimate_follows_the_real_prompts(v1_records, tmp_path):
+    from tqc_dagster.config import TqcConfig
+    from tqc_dagster.estimate_judging import judging_partition
+
+    config = TqcConfig.model_validate({
+        "storage_root": str(tmp_path),
+        "judge_versions": {
+            "v1": {"judge_model": "anthropic.claude-3-5-sonnet-20241022-v2:0", "input": "x"},
+            "v3": {"judge_model": "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "judge_from": "v1",
+                   "batch": {"role_arn": "arn:aws:iam::123456789012:role/r", "input_uri": "s3://b/in/", "output_uri": "s3://b/out/",
+                             "records_per_file": 120, "min_records_per_job": 100, "max_concurrent_jobs": 2}},
+        },
+        "models": {"model_a": {"translation_id": 1, "name": "a"}, "model_b": {"translation_id": 2, "name": "b"}},
+        "agreement": {"judges": ["v1", "v3"]},
+    })
+    row = judging_partition(v1_records, config, "v3")
+    requests, _ = build_requests(v1_records, JudgePrompt(), IDS)
+    fixed = len(JudgePrompt().system.encode()) + len("```json")
+    assert row["records"] == requests.height
+    assert row["input_tokens"] == sum(-(-(b + fixed) // 3) for b in requests.get_column("prompt_bytes"))
+    assert row["output_tokens"] == requests.height * int(v1_records.get_column("output_tokens").drop_nulls().median())
+    assert (row["jobs"], row["job_rounds"]) == (3, 2)
+    assert row["batch_cost_usd"] == round((row["input_tokens"] * 1.5 + row["output_tokens"] * 7.5) / 1e6, 2)
+    assert row["on_demand_cost_usd"] == round((row["input_tokens"] * 3.0 + row["output_tokens"] * 15.0) / 1e6, 2)

@@ -26,7 +26,7 @@ SKIP_REASONS = {
     "missing_source": "the source title is missing or empty in the prompt",
     "missing_target_lang": "the prompt has no <translations target_lang=...>",
 }
-REQUEST_SCHEMA = {"record_id": pl.String, "line": pl.String, "bytes": pl.Int64}
+REQUEST_SCHEMA = {"record_id": pl.String, "line": pl.String, "prompt_bytes": pl.Int64, "bytes": pl.Int64}
 SKIPPED_SCHEMA = {"record_id": pl.String, "source_file": pl.String, "line_number": pl.Int64, "reason": pl.String}
 DEFAULT_TRANSLATOR = "machine"
 
@@ -64,13 +64,13 @@ def prompt_expr(user_template: str, translation_template: str, translators: dict
     return render(user_template, {"source": pl.col("source"), "target_lang": pl.col("target_lang"), "translations": translations})
 
 
-def line_expr(prompt, translation_ids: Sequence[int]) -> pl.Expr:
+def line_expr(prompt, user_turn: pl.Expr) -> pl.Expr:
     """One JSONL line per record: recordId and the Anthropic Messages body, with the prefill as a last assistant turn.
 
-    `prompt` is a config.JudgePrompt (system, templates, translators, prefill, stop_sequences, max_tokens).
+    `prompt` is a config.JudgePrompt (system, prefill, stop_sequences, max_tokens); `user_turn` its `prompt_expr`.
     """
     text = lambda value: pl.struct(type=pl.lit("text"), text=value)  # noqa: E731
-    messages = [pl.struct(role=pl.lit("user"), content=pl.concat_list(text(prompt_expr(prompt.user_template, prompt.translation_template, prompt.translators, translation_ids))))]
+    messages = [pl.struct(role=pl.lit("user"), content=pl.concat_list(text(user_turn)))]
     if prompt.prefill:
         messages.append(pl.struct(role=pl.lit("assistant"), content=pl.concat_list(text(pl.lit(prompt.prefill)))))
     body = pl.struct(
@@ -100,15 +100,17 @@ def skip_reason() -> pl.Expr:
 def build_requests(records: pl.DataFrame, prompt, translation_ids: Sequence[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(requests, skipped) from judge_from's judge_records.
 
-    requests: one row per distinct record id (`REQUEST_SCHEMA`; `bytes` of the UTF-8 line without its newline),
+    requests: one row per distinct record id (`REQUEST_SCHEMA`; `bytes` of the UTF-8 line without its newline,
+    `prompt_bytes` of its user turn),
     sorted by record id, from the first usable copy in job order (a re-run copy repeats the same prompt).
     skipped: one row per judge record that cannot be asked (`SKIPPED_SCHEMA`, reason from `SKIP_REASONS`)
     whose record id has no usable copy; copies of a record that is asked are not listed.
     """
     marked = records.lazy().with_columns(skip_reason().alias("reason"))
     usable = marked.filter(pl.col("reason").is_null()).unique("record_id", keep="first", maintain_order=True)
+    user_turn = prompt_expr(prompt.user_template, prompt.translation_template, prompt.translators, translation_ids)
     requests = (
-        usable.select("record_id", line_expr(prompt, translation_ids).alias("line"))
+        usable.select("record_id", line_expr(prompt, user_turn).alias("line"), user_turn.str.len_bytes().cast(pl.Int64).alias("prompt_bytes"))
         .with_columns(pl.col("line").str.len_bytes().cast(pl.Int64).alias("bytes"))
         .sort("record_id")
         .collect()

@@ -5,7 +5,8 @@ finds the version's jobs on Bedrock (ListModelInvocationJobs by name, then GetMo
 and requests:
 
 - a run of judge_jobs of the version when a request file has no job yet and fewer than
-  `batch.max_concurrent_jobs` are in flight, or when a job's status changed since judge_jobs last recorded it;
+  `batch.max_concurrent_jobs` are in flight, or when a job's status changed since judge_jobs last recorded it
+  (so the stored job table ends with the final statuses);
 - a run of judge_records of the version (its ingest) once every file's job is done (Completed, PartiallyCompleted, Failed,
   Stopped, Expired), once per set of finished jobs (the run key is their ARNs and statuses). Jobs that did
   not complete cleanly are logged with Bedrock's message; their records missing from the output are
@@ -48,14 +49,15 @@ def current_jobs(client, config: TqcConfig, judge_version: str, requests: pl.Dat
 def requests_for(jobs: pl.DataFrame, recorded: pl.DataFrame | None, judge_version: str, max_in_flight: int) -> list[dg.RunRequest]:
     """What one tick asks for, from the jobs now and the judge_jobs last stored (None: never). Pure, so testable alone."""
     key = _digest(jobs)
-    if all_done(jobs):
-        return [dg.RunRequest(run_key=f"ingest|{judge_version}|{key}", asset_selection=[dg.AssetKey(RECORDS)], partition_key=judge_version)]
     statuses = jobs.get_column("status")
-    can_submit = (statuses == PENDING).any() and statuses.is_in(IN_FLIGHT).sum() < max_in_flight
     changed = recorded is None or _digest(recorded) != key
-    if can_submit or changed:
-        return [dg.RunRequest(run_key=f"jobs|{judge_version}|{key}", asset_selection=[dg.AssetKey(JOBS)], partition_key=judge_version)]
-    return []
+    can_submit = (statuses == PENDING).any() and statuses.is_in(IN_FLIGHT).sum() < max_in_flight
+    wanted = []
+    if changed or can_submit:  # judge_jobs records what Bedrock has (and submits what it may)
+        wanted.append(dg.RunRequest(run_key=f"jobs|{judge_version}|{key}", asset_selection=[dg.AssetKey(JOBS)], partition_key=judge_version))
+    if all_done(jobs):
+        wanted.append(dg.RunRequest(run_key=f"ingest|{judge_version}|{key}", asset_selection=[dg.AssetKey(RECORDS)], partition_key=judge_version))
+    return wanted
 
 
 def build_batch_sensors(config: TqcConfig) -> list[dg.SensorDefinition]:

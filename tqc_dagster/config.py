@@ -190,22 +190,32 @@ class JudgeVersion(_Strict):
     @model_validator(mode="wrap")
     @classmethod
     def _one_source(cls, data, handler):
-        """`input`, or `judge_from` with `batch`; a missing input is named beside any other problem of the entry."""
-        no_input = isinstance(data, dict) and data.get("input") is None and data.get("judge_from") is None
+        """`input`, or `judge_from` with `batch`; each problem named at its key, beside any other problem of the entry."""
+        given = data if isinstance(data, dict) else {}
+        judged = given.get("judge_from") is not None
+        problems = []
+        if not judged and given.get("input") is None:
+            problems.append({"type": "missing", "loc": ("input",), "input": data})
+        if judged and given.get("input") is not None:
+            problems.append(_value_problem("judge_from", data, "with judge_from leave input out (the outputs are read from batch.output_uri)"))
+        if judged and given.get("batch") is None:
+            problems.append(_value_problem("batch", data, "missing key (judge_from judges through Bedrock batch inference)"))
+        if not judged and given.get("batch") is not None:
+            problems.append(_value_problem("batch", data, "only with judge_from (batch inference judges a version judge_from names)"))
         try:
             version = handler(data)
         except ValidationError as error:
-            if not no_input:
+            if not problems:
                 raise
             details = [{key: item[key] for key in ("type", "loc", "input", "ctx") if key in item} for item in error.errors(include_url=False)]
-            raise ValidationError.from_exception_data(error.title, [*details, {"type": "missing", "loc": ("input",), "input": data}]) from None
-        if no_input:
-            raise ValueError("input: missing key (a judge version reads an input glob, or is judged with judge_from)")
-        if version.judge_from is not None and version.batch is None:
-            raise ValueError("batch: missing key (judge_from judges through Bedrock batch inference)")
-        if version.judge_from is not None and version.input is not None:
-            raise ValueError("input: leave it out with judge_from (the outputs are read from batch.output_uri)")
+            raise ValidationError.from_exception_data(error.title, [*details, *problems]) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
         return version
+
+
+def _value_problem(key: str, data, message: str) -> dict:
+    return {"type": "value_error", "loc": (key,), "input": data, "ctx": {"error": ValueError(message)}}
 
 
 class TranslationModel(_Strict):

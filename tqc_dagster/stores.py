@@ -171,3 +171,11 @@ def input_files(config: TqcConfig, judge_version: str) -> list[str]:
     if not files:
         raise ConfigError(f"{config.config_path}: judge_versions.{judge_version}.input matches no file: {pattern}")
     return files
+
+
+def version_files(config: TqcConfig, judge_version: str) -> list[str]:
+    """`input_files`, except that a version judged here (judge_from) may have no output yet (every job failed)."""
+    version = config.judge_versions[judge_version]
+    if version.judge_from is None:
+        return input_files(config, judge_version)
+    return store_for(version.input, config.s3).glob(version.input)

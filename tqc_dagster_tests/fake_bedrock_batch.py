@@ -4,7 +4,8 @@ boto3's real `bedrock` client talks to it through `endpoint_url`: CreateModelInv
 (`POST /model-invocation-job`), GetModelInvocationJob (`GET /model-invocation-job/{id}`),
 ListModelInvocationJobs (`GET /model-invocation-jobs`), StopModelInvocationJob
 (`POST /model-invocation-job/{id}/stop`), paths and shapes from botocore's `bedrock` service model.
-Errors are real REST-JSON errors (`x-amzn-ErrorType` header, `{"message"}` body): ValidationException
+Errors are real REST-JSON errors (`x-amzn-ErrorType` header, `{"message"}` body): ThrottlingException
+(HTTP 429, the next `throttle` requests), ValidationException
 (bad name, role, model, input missing, fewer than `min_records` records, stopping a finished job),
 ServiceQuotaExceededException (more than `max_jobs` jobs Submitted..InProgress), ConflictException
 (a job name taken by another token), ResourceNotFoundException.
@@ -68,6 +69,7 @@ class FakeBedrockBatch:
     truncate_every: int = 55
     missing: int = 3
     outcomes: dict[str, str] = field(default_factory=dict)  # job name -> outcome (default Completed)
+    throttle: int = 0  # the next this many requests are answered 429 ThrottlingException (botocore retries them)
     jobs: dict[str, dict] = field(default_factory=dict)  # job id -> job
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, job name or id)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -245,6 +247,10 @@ def _handler(fake: FakeBedrockBatch):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             try:
                 with fake.lock:
+                    if fake.throttle > 0:
+                        fake.throttle -= 1
+                        fake.calls.append(("Throttled", url.path))
+                        raise _ApiError(429, "ThrottlingException", "Too many requests, please wait before trying again.")
                     if method == "POST" and parts == ["model-invocation-job"]:
                         result = fake.create(body)
                     elif method == "GET" and len(parts) == 2 and parts[0] == "model-invocation-job":

@@ -126,3 +126,18 @@ def test_errors_are_real_rest_json_errors(setup):
         client.create_model_invocation_job(jobName="tiny", roleArn=ROLE, modelId=MODEL,
                                            inputDataConfig={"s3InputDataConfig": {"s3Uri": "s3://nowhere/x.jsonl"}},
                                            outputDataConfig={"s3OutputDataConfig": {"s3Uri": plan.output_uri}})
+
+
+def test_throttling_is_retried_by_botocore(setup):
+    """The project's control client (standard retry mode) rides out a throttled request; nothing is submitted twice."""
+    from types import SimpleNamespace
+
+    from tqc_dagster.bedrock.batch import control_client
+
+    fake, plain, jobs, plan, _, _ = setup
+    client = control_client(SimpleNamespace(region=REGION, endpoint_url=plain.meta.endpoint_url), REGION)
+    fake.throttle = 2
+    jobs = submit(client, jobs, plan)
+    assert jobs.get_column("status").to_list() == ["Submitted", PENDING]
+    assert sum(op == "Throttled" for op, _ in fake.calls) == 2 and len(fake.jobs) == 1
+

@@ -143,8 +143,10 @@ def test_v3_is_judged_through_batch_inference_end_to_end(loop):
     run.run(record)
     assert sorted(run.stored(JOBS, "v3").get_column("status")) == ["Completed", "InProgress", "PartiallyCompleted"]
     fake.advance()
-    (ingest,) = run.tick()
+    record, ingest = run.tick()  # every job done: record the final statuses, and ingest v3
+    assert record.asset_selection == [dg.AssetKey(JOBS)]
     assert ingest.asset_selection == [dg.AssetKey(RECORDS)] and ingest.partition_key == "v3"
+    run.run(record)
     assert [r.run_key for r in run.tick()] == [ingest.run_key]  # the same finished set: the same request, once
     run.run(ingest)
 
@@ -166,3 +168,27 @@ def test_v3_is_judged_through_batch_inference_end_to_end(loop):
     export = Path(run.config.storage_root, "exports", "v3")
     assert (export / "simple" / "_SUCCESS").exists() or any(export.rglob("_SUCCESS"))
     assert creates(fake) == 3
+
+
+def test_failed_jobs_leave_every_record_quarantined_as_missing(loop):
+    """Every job failed (no output at all): the ingest still runs and accounts for every record asked."""
+    run, fake, _, _, _ = loop
+    run.materialize(RECORDS, "v1")
+    run.materialize(REQUESTS, "v3")
+    run.materialize(JOBS, "v3")  # two of three submitted (max_concurrent_jobs 2): the third waits
+    assert run.tick() == []
+    fake.outcomes.update({job["jobName"]: "Failed" for job in fake.jobs.values()})
+    fake.advance()
+    fake.advance()
+    (submit,) = run.tick()
+    run.run(submit)
+    fake.outcomes.update({job["jobName"]: "Failed" for job in fake.jobs.values()})
+    fake.advance()
+    fake.advance()
+    for request in run.tick():
+        run.run(request)
+    jobs = run.stored(JOBS, "v3")
+    records = run.stored(RECORDS, "v3")
+    assert set(jobs.get_column("status")) == {"Failed"} and jobs.get_column("message").str.contains("Access Denied").all()
+    assert records.height == run.stored(REQUESTS, "v3").height
+    assert set(records.get_column("parse_error")) == {"missing_from_output"}

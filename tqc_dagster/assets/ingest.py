@@ -11,7 +11,7 @@ from tqc_dagster.core.batch_outputs import judgments_for_model, read_records
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
 from tqc_dagster.core.manifests import MANIFEST_NAME, total_records
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version, split_key
-from tqc_dagster.stores import input_files, join, parent, store_for
+from tqc_dagster.stores import join, parent, store_for, version_files
 from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
 
 GROUP = "ingest"
@@ -50,8 +50,7 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         judged = config.judge_versions[judge_version].judge_from is not None
         pattern = config.judge_versions[judge_version].input
         store = store_for(pattern, config.s3)
-        # A judged version's outputs may be none at all (every job failed): its requests are then all missing.
-        files = store.glob(pattern) if judged else input_files(config, judge_version)
+        files = version_files(config, judge_version)  # a judged version's may be none: its requests are then all missing
         read = read_records(files, translation_ids, store.local_copy, store.modified)
         records = read.records
         if judged:

@@ -94,7 +94,7 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
     @dg.asset(
         name=REQUESTS,
         group_name=GROUP,
-        kinds=kinds | {"bedrock"},
+        kinds=kinds | {"bedrock"} | ({"s3"} if any(config.judge_versions[v].batch.input_uri.startswith("s3://") for v in judged) else set()),
         owners=OWNERS["ingest"],
         partitions_def=partitions,
         ins={RECORDS: dg.AssetIn(partition_mapping=_from_judge_from(config, judged))},

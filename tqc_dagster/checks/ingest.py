@@ -11,7 +11,7 @@ from tqc_dagster.core.judgments import Accounting
 from tqc_dagster.core.batch_outputs import MISSING_FROM_OUTPUT
 from tqc_dagster.core.manifests import manifest_comparison
 from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
-from tqc_dagster.stores import input_files, store_for
+from tqc_dagster.stores import store_for, version_files
 
 
 def stored_accounting(raw: pl.DataFrame, samples: pl.DataFrame, quarantined: pl.DataFrame) -> Accounting:
@@ -40,9 +40,10 @@ def build_ingest_checks(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         ins={RECORDS: stored(RECORDS)},
     )
     def judge_records_checks(context: dg.AssetCheckExecutionContext, judge_records: pl.DataFrame):
-        files = input_files(config, context.partition_key)
+        pattern = config.judge_versions[context.partition_key].input
+        files = version_files(config, context.partition_key)
         read_lines = judge_records.filter(pl.col("parse_error").fill_null("") != MISSING_FROM_OUTPUT)  # rows for records no file has
-        manifests = manifest_comparison(read_lines, read_manifests(store_for(files[0], config.s3), files))
+        manifests = manifest_comparison(read_lines, read_manifests(store_for(pattern, config.s3), files))
         yield schema_check(JudgeRecords, judge_records, RECORDS)
         short = manifests.filter(~pl.col("matches"))
         yield dg.AssetCheckResult(

@@ -137,6 +137,26 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     )
 
 
+@main.command("resubmit-missing")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
+@click.option("--judge-version", "judge_version", required=True, help="a judge version with judge_from, already ingested")
+def resubmit_missing_command(config_path: str | None, judge_version: str) -> None:
+    """Ask Bedrock again, in new batch jobs, only the records of a judged version that no output answered."""
+    import polars as pl
+
+    from tqc_dagster.resubmit import resubmit_missing
+    from tqc_dagster.stores import StorageError
+
+    config = _load(config_path)
+    try:
+        jobs = resubmit_missing(config, judge_version, _instance_home(config))
+    except (ConfigError, StorageError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    with pl.Config(tbl_rows=100, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, fmt_str_lengths=70):
+        click.echo(jobs.select("request_file", "records", "status", "job_arn"))
+    click.echo(f"the batch_jobs_{judge_version} sensor requests the ingest once every job is done")
+
+
 def _requested(config: TqcConfig, partitions: tuple[str, ...], judge_versions: tuple[str, ...]) -> list[str]:
     """--partition keys plus every partition of each --judge-version."""
     return [*partitions, *(f"{version}|{model}" for version in judge_versions for model in config.model_names)]

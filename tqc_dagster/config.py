@@ -196,8 +196,9 @@ class JudgeVersion(_Strict):
         problems = []
         if not judged and given.get("input") is None:
             problems.append({"type": "missing", "loc": ("input",), "input": data})
-        if judged and given.get("input") is not None:
-            problems.append(_value_problem("judge_from", data, "with judge_from leave input out (the outputs are read from batch.output_uri)"))
+        if judged and given.get("input") is not None:  # named at both keys: either one is the mistake
+            problems.append(_value_problem("input", data, "leave it out with judge_from (the outputs are read from batch.output_uri)"))
+            problems.append(_value_problem("judge_from", data, "set together with input: a version reads its input glob or is judged from another, not both"))
         if judged and given.get("batch") is None:
             problems.append(_value_problem("batch", data, "missing key (judge_from judges through Bedrock batch inference)"))
         if not judged and given.get("batch") is not None:

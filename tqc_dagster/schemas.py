@@ -138,11 +138,15 @@ class JudgeAgreement(pa.DataFrameModel):
 class JudgeRequests(pa.DataFrameModel):
     """One row per record a judged version asks Bedrock batch inference to judge (the lines of its request files)."""
 
-    record_id: pl.String = pa.Field(unique=True, description="Bedrock recordId, from judge_from's judge_records")
+    record_id: pl.String = pa.Field(description="Bedrock recordId, from judge_from's judge_records")
+    round: pl.Int64 = pa.Field(ge=0, description="0: the first requests; 1, 2, ...: records asked again by tqc resubmit-missing")
     request_file: pl.String = pa.Field(description="the request file (.jsonl) under batch.input_uri holding the line")
     line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in request_file")
     bytes: pl.Int64 = pa.Field(ge=1, description="UTF-8 bytes of the line, without its newline")
     sha256: pl.String = pa.Field(str_length={"min_value": 64, "max_value": 64}, description="SHA-256 of request_file's content")
+
+    class Config:
+        unique = ["record_id", "round"]
 
 
 class JudgeJobs(pa.DataFrameModel):

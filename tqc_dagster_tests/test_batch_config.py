@@ -44,7 +44,7 @@ def test_a_judged_version_reads_its_outputs_from_the_output_uri(tmp_path):
     [
         ("judge_versions.v3.judge_from", "v9", "judge_versions.v3.judge_from: 'v9' must be another key"),
         ("judge_versions.v3.judge_from", "v3", "judge_versions.v3.judge_from: 'v3' must be another key"),
-        ("judge_versions.v3.input", "raw/*.jsonl.out", "judge_versions.v3.judge_from: with judge_from leave input out"),
+        ("judge_versions.v3.input", "raw/*.jsonl.out", "judge_versions.v3.input: leave it out with judge_from"),
         ("judge_versions.v3.batch", None, "judge_versions.v3.batch: missing key"),
         ("judge_versions.v1.batch", BASE["judge_versions"]["v3"]["batch"], "judge_versions.v1.batch: only with judge_from"),
         ("judge_versions.v3.batch.role_arn", "my-role", "judge_versions.v3.batch.role_arn"),

@@ -141,7 +141,7 @@ def test_requested_records_without_an_output_line_are_quarantined(v1_records):
     from tqc_dagster.core.judgments import Thresholds, process
 
     asked = pl.DataFrame({"record_id": ["meta_X_0_1", v1_records.get_column("record_id").drop_nulls()[0]],
-                          "request_file": ["s3://b/in/part-0.jsonl"] * 2, "line_number": [7, 8]})
+                          "request_file": ["s3://b/in/part-0.jsonl"] * 2, "line_number": [7, 8], "round": [0, 0]})
     missing = missing_from_output(v1_records, asked)
     assert missing.select("record_id", "source_file", "line_number", "parse_error").rows() == [("meta_X_0_1", "s3://b/in/part-0.jsonl", 7, "missing_from_output")]
     records = pl.concat([v1_records, missing])
@@ -176,3 +176,17 @@ def test_the_judging_estimate_follows_the_real_prompts(v1_records, tmp_path):
     assert (row["jobs"], row["job_rounds"]) == (3, 2)
     assert row["batch_cost_usd"] == round((row["input_tokens"] * 1.5 + row["output_tokens"] * 7.5) / 1e6, 2)
     assert row["on_demand_cost_usd"] == round((row["input_tokens"] * 3.0 + row["output_tokens"] * 15.0) / 1e6, 2)
+
+
+def test_unanswered_records_are_the_missing_and_the_errors(v1_records):
+    """What tqc resubmit-missing asks again: no answer at all, or only Bedrock errors; a cut-off reply is an answer."""
+    from tqc_dagster.core.judge_requests import unanswered
+
+    asked = pl.DataFrame({"record_id": v1_records.get_column("record_id").drop_nulls().unique().sort().to_list() + ["meta_X_0_1"]})
+    expected = (
+        v1_records.drop_nulls("record_id").group_by("record_id")
+        .agg((pl.col("error").is_not_null() | (pl.col("parse_error").fill_null("") == "unreadable_line")).all().alias("never"))
+        .filter("never").get_column("record_id").to_list()
+    )
+    got = unanswered(v1_records, asked).to_list()
+    assert got == sorted(expected + ["meta_X_0_1"]) and len(expected) >= 1

@@ -5,7 +5,8 @@ into moto S3; judge_jobs submits them to the fake control plane (boto3's real `b
 two at a time; the batch_jobs_v3 sensor (called as Dagster calls it, on the fake's injected clock) asks for
 more submissions, then for v3's ingest once every job is done; v3 is ingested from the output URI with
 its missing records quarantined; `tqc run` then makes agreement over v1, v2 and v3 and v3's exports.
-A rerun after a crash (the stored job table lost) submits no job twice.
+A rerun after a crash (the stored job table lost) submits no job twice; `tqc resubmit-missing` then asks
+again only the records no output answered, in a fourth job.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def write_loop_config(folder: Path, demo: Path, bucket: str, s3_url: str, bedroc
                     "output_uri": f"s3://{bucket}/batch-inference-output/translation_eval_cot/v3/",
                     "max_concurrent_jobs": 2,
                     "records_per_file": 150,
+                    "min_records_per_job": 5,  # the fake's too: a retry round of a few records is a job
                     "endpoint_url": bedrock_url,
                     "region": REGION,
                 },
@@ -96,7 +98,7 @@ def loop(s3_server, tmp_path):  # noqa: F811
     demo = tmp_path / "demo"
     write_demo_data(demo, records=RECORDS_IN_DEMO, seed=5)
     bucket = s3_server.new_bucket()
-    with running_fake_batch(s3_server.client(), models=(JUDGE_V3,)) as (fake, url), dg.instance_for_test() as instance:
+    with running_fake_batch(s3_server.client(), models=(JUDGE_V3,), min_records=5) as (fake, url), dg.instance_for_test() as instance:
         config_path = write_loop_config(tmp_path / "project", demo, bucket, s3_server.url, url)
         yield Loop(config_path, instance), fake, s3_server, bucket, config_path
 
@@ -168,6 +170,24 @@ def test_v3_is_judged_through_batch_inference_end_to_end(loop):
     export = Path(run.config.storage_root, "exports", "v3")
     assert (export / "simple" / "_SUCCESS").exists() or any(export.rglob("_SUCCESS"))
     assert creates(fake) == 3
+
+    # One command asks again only the records no output answered (3 missing, the Bedrock errors), in a 4th job.
+    unanswered = records.filter(pl.col("error").is_not_null() | (pl.col("parse_error") == "missing_from_output")).get_column("record_id").unique()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(config_path.parent / "dagster_home"))
+        result = runner.invoke(main, ["resubmit-missing", "--config", str(config_path), "--judge-version", "v3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    again = run.stored(REQUESTS, "v3").filter(pl.col("round") == 1)
+    assert sorted(again.get_column("record_id")) == sorted(unanswered) and again.get_column("request_file").str.contains("/retry-1/").all()
+    assert creates(fake) == 4 and len(fake.jobs) == 4
+    fake.advance()
+    fake.advance()
+    for request in run.tick():
+        run.run(request)
+    records = run.stored(RECORDS, "v3")
+    assert records.filter(pl.col("parse_error") == "missing_from_output").is_empty()
+    answered = records.filter(pl.col("error").is_null() & pl.col("judge_entries").is_not_null()).get_column("record_id")
+    assert set(unanswered) <= set(answered)
 
 
 def test_failed_jobs_leave_every_record_quarantined_as_missing(loop):

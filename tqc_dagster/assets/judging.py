@@ -17,7 +17,7 @@ from tqc_dagster.assets.ingest import RECORDS
 from tqc_dagster.assets.metadata import column_schema, counts_dict, table_metadata
 from tqc_dagster.bedrock.batch import JobPlan, control_client, plan_jobs, problems, refresh, submit
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.judge_requests import build_requests, cut_files, file_contents, file_name, missing_from_output
+from tqc_dagster.core.judge_requests import SKIPPED_SCHEMA, build_requests, cut_files, file_contents, file_name, missing_from_output, unanswered
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import JudgeJobs, JudgeRequests
 from tqc_dagster.stores import join, store_for
@@ -43,13 +43,15 @@ def request_files(requests: pl.DataFrame) -> pl.DataFrame:
     return requests.group_by("request_file", "sha256").agg(pl.len().cast(pl.Int64).alias("records")).sort("request_file")
 
 
-def write_requests(config: TqcConfig, judge_version: str, requests: pl.DataFrame) -> pl.DataFrame:
-    """Cut the requests into files under batch.input_uri, each written atomically; the `JudgeRequests` frame."""
+def write_requests(config: TqcConfig, judge_version: str, requests: pl.DataFrame, round_: int = 0) -> pl.DataFrame:
+    """Cut the requests into files under batch.input_uri (round 1, 2, ...: under `retry-<round>/`), each written
+    atomically; the `JudgeRequests` frame."""
     batch = config.judge_versions[judge_version].batch
     cut = cut_files(requests, batch.records_per_file, batch.max_file_bytes, batch.min_records_per_job)
     store = store_for(batch.input_uri, config.s3)
     contents = file_contents(cut)
-    names = {index: join(batch.input_uri, file_name(index, len(contents), digest)) for index, _, digest in contents}
+    folder = join(batch.input_uri, f"retry-{round_}") if round_ else batch.input_uri
+    names = {index: join(folder, file_name(index, len(contents), digest)) for index, _, digest in contents}
     with tempfile.TemporaryDirectory(prefix="tqc-requests-") as folder:
         for index, data, _ in contents:
             path = Path(folder, f"{index}.jsonl")
@@ -60,16 +62,48 @@ def write_requests(config: TqcConfig, judge_version: str, requests: pl.DataFrame
         {"file": [i for i, _, _ in contents], "request_file": [names[i] for i, _, _ in contents], "sha256": [d for _, _, d in contents]},
         schema={"file": pl.Int64, "request_file": pl.String, "sha256": pl.String},
     )
-    return cut.join(files, on="file").select("record_id", "request_file", "line_number", "bytes", "sha256").sort("request_file", "line_number")
+    return (
+        cut.join(files, on="file").select("record_id", pl.lit(round_, pl.Int64).alias("round"), "request_file", "line_number", "bytes", "sha256")
+        .sort("request_file", "line_number")
+    )
+
+
+class RequestsConfig(dg.Config):
+    """Run config of judge_requests."""
+
+    missing_only: bool = False  # ask again only the records no output of the latest ingest answered (tqc resubmit-missing)
+
+
+def _stored(config: TqcConfig, asset: str, judge_version: str) -> pl.DataFrame:
+    path = asset_path(config.storage_root, asset, judge_version)
+    store = store_for(path, config.s3)
+    if not store.exists(path):
+        raise FileNotFoundError(f"{asset} of {judge_version} is not materialized ({path})")
+    return store.read_parquet(path)
+
+
+def requests_again(config: TqcConfig, judge_version: str, judge_from_records: pl.DataFrame, translation_ids: list[int], log) -> pl.DataFrame:
+    """The stored judge_requests plus a new round asking the records no output of the last ingest answered.
+
+    Raises ValueError when every record has an answer, and RequestError (core.judge_requests) when fewer remain than
+    a batch job takes (min_records_per_job): those are better judged online."""
+    previous = _stored(config, REQUESTS, judge_version)
+    ids = unanswered(_stored(config, RECORDS, judge_version), previous)
+    if ids.is_empty():
+        raise ValueError(f"every record asked in {judge_version}'s batch jobs has an answer: nothing to resubmit")
+    requests, _ = build_requests(judge_from_records.filter(pl.col("record_id").is_in(ids.implode())), config.judge_versions[judge_version].batch.prompt, translation_ids)
+    round_ = int(previous.get_column("round").max()) + 1
+    log.info(f"asking {requests.height} unanswered records of {judge_version} again (round {round_})")
+    return pl.concat([previous, write_requests(config, judge_version, requests, round_)])
 
 
 def with_missing_requests(config: TqcConfig, judge_version: str, records: pl.DataFrame, log) -> pl.DataFrame:
     """judge_records of a judged version plus one `missing_from_output` row per requested record no output names."""
-    path = asset_path(config.storage_root, REQUESTS, judge_version)
-    store = store_for(path, config.s3)
-    if not store.exists(path):
-        raise FileNotFoundError(f"{REQUESTS} of {judge_version} is not materialized ({path}): nothing was asked, so there is nothing to ingest")
-    missing = missing_from_output(records, store.read_parquet(path))
+    try:
+        requests = _stored(config, REQUESTS, judge_version)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}: nothing was asked, so there is nothing to ingest") from None
+    missing = missing_from_output(records, requests)
     if missing.height:
         log.warning(f"{missing.height} records asked in {judge_version}'s batch jobs have no output line: quarantined as missing_from_output")
     return pl.concat([records, missing])
@@ -90,6 +124,7 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
     partitions = dg.StaticPartitionsDefinition(judged)
     translation_ids = sorted(model.translation_id for model in config.models.values())
     kinds = storage_kinds(config.storage_root)
+    project = config  # the asset's own `config` parameter is its run config (RequestsConfig)
 
     @dg.asset(
         name=REQUESTS,
@@ -103,11 +138,14 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
         "written atomically under batch.input_uri. One row per record: its file and line.",
         metadata=column_schema(JudgeRequests),
     )
-    def judge_requests(context: dg.AssetExecutionContext, judge_records: pl.DataFrame):
+    def judge_requests(context: dg.AssetExecutionContext, judge_records: pl.DataFrame, config: RequestsConfig):
         judge_version = context.partition_key
-        prompt = config.judge_versions[judge_version].batch.prompt
-        requests, skipped = build_requests(judge_records, prompt, translation_ids)
-        written = JudgeRequests.validate(write_requests(config, judge_version, requests))
+        if config.missing_only:
+            written, skipped = requests_again(project, judge_version, judge_records, translation_ids, context.log), pl.DataFrame(schema=SKIPPED_SCHEMA)
+        else:
+            requests, skipped = build_requests(judge_records, project.judge_versions[judge_version].batch.prompt, translation_ids)
+            written = write_requests(project, judge_version, requests)
+        JudgeRequests.validate(written)
         files = request_files(written)
         yield dg.Output(
             written,

@@ -168,13 +168,25 @@ def missing_from_output(records: pl.DataFrame, requests: pl.DataFrame) -> pl.Dat
     """Rows for the requested records no output line names (`bo.RECORD_SCHEMA`, parse_error `missing_from_output`).
 
     `records` are the judged version's judge_records as read from its outputs, `requests` its judge_requests
-    (record_id, request_file, line_number). A missing row points at the request line that asked it.
+    (record_id, request_file, line_number, round). A missing row points at the latest request line that asked it.
     """
     seen = records.select("record_id").drop_nulls()
-    missing = requests.join(seen, on="record_id", how="anti").sort("request_file", "line_number")
+    latest = requests.sort("round").unique("record_id", keep="last")  # a record asked again: its latest request
+    missing = latest.join(seen, on="record_id", how="anti").sort("request_file", "line_number")
     return missing.select(
         pl.col("request_file").alias("source_file"), "line_number", "record_id",
         *(pl.lit(None, dtype).alias(name) for name, dtype in bo.RECORD_SCHEMA.items() if name not in ("source_file", "line_number", "record_id", "parse_error", "excerpt")),
         pl.lit(bo.MISSING_FROM_OUTPUT).alias("parse_error"),
         pl.lit("asked in a batch job; no output file of the judge version has a line for this record").alias("excerpt"),
     ).select(bo.RECORD_COLUMNS)
+
+
+NOT_ANSWERED = (bo.NO_MODEL_OUTPUT, bo.MISSING_FROM_OUTPUT, bo.UNREADABLE_LINE)
+
+
+def unanswered(records: pl.DataFrame, requests: pl.DataFrame) -> pl.Series:
+    """Record ids asked (`requests`) that no line of the judged version's judge_records answers: missing from every
+    output, or only Bedrock errors or unreadable lines. A reply cut at max_tokens is an answer (asking again with the
+    same max_tokens would cut it again). Sorted."""
+    answered = records.filter(pl.col("error").is_null() & ~pl.col("parse_error").fill_null("").is_in(NOT_ANSWERED)).select("record_id")
+    return requests.select("record_id").unique().join(answered.drop_nulls(), on="record_id", how="anti").get_column("record_id").sort()

@@ -8,18 +8,18 @@ entry, not a code change. Relative paths resolve against the config file's own f
 from __future__ import annotations
 
 import os
-import re
 import string
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tqc_dagster import demo_vocab as vocab
+from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Score, Seed, Text, _Strict
+from tqc_dagster.config_batch import JudgeBatch, JudgePrompt  # noqa: F401  (part of the config's interface)
 from tqc_dagster.core.export import TEMPLATE_FIELDS
-from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
+from tqc_dagster.core.rubric import TARGET_MODELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV_VAR = "TQC_CONFIG"
@@ -42,141 +42,6 @@ def __getattr__(name: str) -> Path:
 
 class ConfigError(ValueError):
     """A config problem, with the key and the file named so the user knows what to fix."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _text(value: str) -> str:
-    """An id, a name or a path: blank is never meaningful."""
-    if not value.strip():
-        raise ValueError("must not be empty")
-    if "\0" in value:
-        raise ValueError("must not contain a NUL character")
-    return value
-
-
-def _location(value: str) -> str:
-    """A local path or s3://bucket/key: stores.store_for reads any other URL as a local path."""
-    if "://" in value and not re.match(r"s3://[^/]+", value):
-        raise ValueError(f"{value!r}: only local paths and s3://bucket/... are supported")
-    return value
-
-
-def _local_path(value: str) -> str:
-    """The Bedrock response cache is a local folder (bedrock.cache.ResponseCache)."""
-    if "://" in value:
-        raise ValueError(f"{value!r}: must be a local folder")
-    return value
-
-
-def _name_rule(pattern: str, used_as: str):
-    """A config key that becomes part of Dagster names and file names."""
-    compiled = re.compile(pattern)
-
-    def check(key: str) -> str:
-        if not compiled.fullmatch(key):
-            raise ValueError(f"bad name {key!r}: must match {pattern} (it is used as {used_as})")
-        return key
-
-    return check
-
-
-Text = Annotated[str, AfterValidator(_text)]
-Location = Annotated[Text, AfterValidator(_location)]
-LocalPath = Annotated[Text, AfterValidator(_local_path)]
-# Partition keys join judge version and model with `|`; sensors are named batch_outputs_<judge version>
-# and Dagster names allow only [A-Za-z0-9_]; both names are also file names under storage_root.
-JudgeVersionName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", "a partition key, a file name and a sensor name"))]
-ModelName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a partition key and a file name"))]
-# Seeds are hashed as text: a 64-bit range keeps them far from Python's int-to-text digit limit.
-Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
-# botocore's own checks, which otherwise fail only when the first client is made.
-Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
-EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
-Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
-
-
-# Bedrock batch inference quotas (AWS General Reference, "Amazon Bedrock endpoints and quotas",
-# https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock, the quotas named by the user guide's
-# "Format and upload your batch inference data"); defaults per account and model, adjustable in Service Quotas.
-BATCH_RECORDS_PER_FILE = 50_000  # "Records per input file per batch inference job"
-BATCH_RECORDS_PER_JOB = 50_000  # "Records per batch inference job"
-BATCH_MIN_RECORDS_PER_JOB = 100  # "Minimum number of records per batch inference job"
-BATCH_FILE_BYTES = 1_000_000_000  # "Batch inference input file size" (1 GB)
-BATCH_JOB_BYTES = 5_000_000_000  # "Batch inference job size" (5 GB)
-BATCH_CONCURRENT_JOBS = 10  # "Sum of in-progress and submitted batch inference jobs" (per base model)
-_JUDGE_USER_TEMPLATE = (
-    "## Source Text\n<source>\n<content>{source}</content>\n</source>\n\n"
-    "## Translations\n<translations target_lang=\"{target_lang}\">\n{translations}</translations>\n\n"
-    "## Instructions\n"
-    "Score both translations against the seven criteria of the rubric. For each translation give one to "
-    "three sentences of reasoning that name every criterion that lost points, then the seven scores in "
-    "rubric order.\nAnswer with a JSON array only: one object per translation with the keys \"id\", "
-    "\"thought\" and \"scores\"."
-)
-_JUDGE_TRANSLATION_TEMPLATE = '<translation id="{id}">\n<translator>{translator}</translator>\n<content>{text}</content>\n</translation>\n'
-
-
-def _fields_of(allowed: frozenset[str]):
-    """A str.format template whose fields are all in `allowed` (checked at load, so a typo stops the load)."""
-
-    def check(text: str) -> str:
-        try:
-            fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-        except ValueError as error:
-            raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
-        unknown = sorted(set(fields) - allowed)
-        if unknown:
-            raise ValueError(f"unknown field {{{unknown[0]}}}; known: {sorted(allowed)}")
-        return text
-
-    return check
-
-
-class JudgePrompt(_Strict):
-    """The judge request of one record, in the Anthropic Messages body (AWS, "Anthropic Claude Messages API").
-
-    The defaults are the layout of the real judge jobs (demo_data writes it; core.batch_outputs reads it back):
-    the rubric as system, `<source>` and `<translations target_lang=...>` blocks, one `<translation id="N">`
-    per model of `models` in translation-id order, and an assistant prefill the reply continues.
-    """
-
-    system: Text = Field(vocab.SYSTEM_PROMPT, description="the rubric")
-    user_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"source", "target_lang", "translations"})))] = _JUDGE_USER_TEMPLATE
-    translation_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"id", "translator", "text"})))] = _JUDGE_TRANSLATION_TEMPLATE
-    translators: dict[int, Text] = Field(
-        default_factory=lambda: {1: "machine", 2: "expert"}, description="the <translator> of each translation id; others: machine"
-    )
-    prefill: str = Field("```json", description="the assistant turn the reply continues; empty: none")
-    stop_sequences: list[Text] = Field(default_factory=lambda: ["```"], max_length=8)
-    max_tokens: int = Field(4096, ge=1, le=128_000)
-    anthropic_version: Text = "bedrock-2023-05-31"
-
-
-class JudgeBatch(_Strict):
-    """A judge version judged by Bedrock batch inference (CreateModelInvocationJob, one job per input file)."""
-
-    role_arn: Annotated[str, Field(pattern=r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$")] = Field(
-        description="the service role Bedrock assumes to read input_uri and write output_uri"
-    )
-    input_uri: Location = Field(description="folder the request files (.jsonl) are written to: s3://bucket/prefix/ (local for tests)")
-    output_uri: Location = Field(description="folder Bedrock writes <job id>/<file>.jsonl.out and manifest.json.out to")
-    max_concurrent_jobs: int = Field(BATCH_CONCURRENT_JOBS, ge=1, le=1000, description="jobs Submitted..InProgress at once")
-    records_per_file: int = Field(min(BATCH_RECORDS_PER_FILE, BATCH_RECORDS_PER_JOB), ge=1)
-    min_records_per_job: int = Field(BATCH_MIN_RECORDS_PER_JOB, ge=1)
-    max_file_bytes: int = Field(min(BATCH_FILE_BYTES, BATCH_JOB_BYTES), ge=1024)
-    timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each job (AWS: 24 to 168)")
-    region: Region | None = Field(None, description="null: bedrock.region")
-    endpoint_url: EndpointUrl | None = Field(None, description="the Bedrock control plane; null: AWS")
-    prompt: JudgePrompt = JudgePrompt()
-
-    @model_validator(mode="after")
-    def _fits(self) -> "JudgeBatch":
-        if self.min_records_per_job > self.records_per_file:
-            raise ValueError(f"min_records_per_job ({self.min_records_per_job}) must not exceed records_per_file ({self.records_per_file})")
-        return self
 
 
 class JudgeVersion(_Strict):

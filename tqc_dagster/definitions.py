@@ -19,6 +19,7 @@ from tqc_dagster.checks import STORED
 from tqc_dagster.checks.agreement import build_agreement_checks
 from tqc_dagster.checks.exports import build_export_checks
 from tqc_dagster.checks.ingest import build_ingest_checks
+from tqc_dagster.checks.judging import build_judging_checks
 from tqc_dagster.checks.samples import build_sample_checks
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
 from tqc_dagster.assets.judging import build_judging_assets
@@ -81,6 +82,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_sample_checks(config, partitions),
         *build_export_checks(config, judge_versions),
         *build_agreement_checks(config, model_partitions(config)),
+        *build_judging_checks(config),
     ]
     present = {key.to_user_string() for asset in assets for key in asset.keys}
     return dg.Definitions(

@@ -190,3 +190,15 @@ def test_unanswered_records_are_the_missing_and_the_errors(v1_records):
     )
     got = unanswered(v1_records, asked).to_list()
     assert got == sorted(expected + ["meta_X_0_1"]) and len(expected) >= 1
+
+
+def test_files_off_quota_names_each_broken_limit():
+    from tqc_dagster.core.judge_requests import files_off_quota
+
+    stored = pl.DataFrame({"record_id": [f"r{i}" for i in range(9)], "request_file": ["a"] * 5 + ["b"] * 3 + ["c"],
+                           "bytes": [10] * 5 + [400] * 3 + [10]})
+    off = files_off_quota(stored, records_per_file=4, max_file_bytes=1000, min_records=2)
+    assert off.select("request_file", "problem").rows() == [
+        ("a", "more than 4 records (records_per_file)"), ("b", "more than 1000 bytes (max_file_bytes)"), ("c", "fewer than 2 records (min_records_per_job)"),
+    ]
+    assert files_off_quota(stored.filter(pl.col("request_file") == "a"), 5, 1000, 1).is_empty()

@@ -77,8 +77,10 @@ class Loop:
         self.sensor = next(s for s in self.defs.sensors if s.name == "batch_jobs_v3")
 
     def materialize(self, asset: str, partition: str) -> dg.ExecuteInProcessResult:
+        """The asset partition and, for judge_requests, its checks in the same run (as a job or the sensor runs them)."""
+        checks = [checks for checks in self.defs.asset_checks if asset == REQUESTS and checks.node_def.name == f"{REQUESTS}_checks"]
         return dg.materialize(
-            list(self.defs.assets), selection=[asset], partition_key=partition, resources=self.defs.resources, instance=self.instance,
+            [*self.defs.assets, *checks], selection=[asset], partition_key=partition, resources=self.defs.resources, instance=self.instance,
         )
 
     def tick(self) -> list[dg.RunRequest]:
@@ -111,7 +113,8 @@ def test_v3_is_judged_through_batch_inference_end_to_end(loop):
     run, fake, server, bucket, config_path = loop
     assert run.tick() == []  # nothing asked yet
     run.materialize(RECORDS, "v1")
-    run.materialize(REQUESTS, "v3")
+    checked = run.materialize(REQUESTS, "v3").get_asset_check_evaluations()
+    assert sorted((c.check_name, c.passed) for c in checked) == [("schema", True), ("within_batch_quotas", True)]
     requests = run.stored(REQUESTS, "v3")
     files = sorted(k for k in server.keys(bucket, "batch-input/v3/"))
     assert len(files) == 3 and requests.get_column("request_file").n_unique() == 3

@@ -190,3 +190,16 @@ def unanswered(records: pl.DataFrame, requests: pl.DataFrame) -> pl.Series:
     same max_tokens would cut it again). Sorted."""
     answered = records.filter(pl.col("error").is_null() & ~pl.col("parse_error").fill_null("").is_in(NOT_ANSWERED)).select("record_id")
     return requests.select("record_id").unique().join(answered.drop_nulls(), on="record_id", how="anti").get_column("record_id").sort()
+
+
+def files_off_quota(requests: pl.DataFrame, records_per_file: int, max_file_bytes: int, min_records: int) -> pl.DataFrame:
+    """The request files of a stored judge_requests (record_id, request_file, bytes) past a batch quota: more than
+    `records_per_file` records, more than `max_file_bytes` bytes (newlines counted), or fewer than `min_records`.
+    Columns request_file, records, bytes, problem; empty when every file is within the quotas."""
+    per_file = requests.group_by("request_file").agg(pl.len().cast(pl.Int64).alias("records"), (pl.col("bytes") + 1).sum().alias("bytes"))
+    problem = (
+        pl.when(pl.col("records") > records_per_file).then(pl.lit(f"more than {records_per_file} records (records_per_file)"))
+        .when(pl.col("bytes") > max_file_bytes).then(pl.lit(f"more than {max_file_bytes} bytes (max_file_bytes)"))
+        .when(pl.col("records") < min_records).then(pl.lit(f"fewer than {min_records} records (min_records_per_job)"))
+    )
+    return per_file.with_columns(problem.alias("problem")).drop_nulls("problem").sort("request_file")

@@ -17,7 +17,7 @@ from tqc_dagster.assets.ingest import RECORDS
 from tqc_dagster.assets.metadata import column_schema, counts_dict, table_metadata
 from tqc_dagster.bedrock.batch import JobPlan, control_client, plan_jobs, problems, refresh, submit
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.judge_requests import SKIPPED_SCHEMA, build_requests, cut_files, file_contents, file_name, missing_from_output, unanswered
+from tqc_dagster.core.judge_requests import SKIP_REASONS, SKIPPED_SCHEMA, build_requests, cut_files, file_contents, file_name, missing_from_output, unanswered
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import JudgeJobs, JudgeRequests
 from tqc_dagster.stores import join, store_for
@@ -153,7 +153,7 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
                 "dagster/row_count": written.height,
                 "files": table_metadata(files, 100),
                 "request_bytes": int(written.get_column("bytes").sum() or 0),
-                "skipped": dg.MetadataValue.json(counts_dict(skipped, "reason")),
+                "skipped": dg.MetadataValue.json({reason: {"records": n, "means": SKIP_REASONS[reason]} for reason, n in counts_dict(skipped, "reason").items()}),
                 "skipped_rows": table_metadata(skipped, 20),
             },
         )

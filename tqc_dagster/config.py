@@ -8,7 +8,6 @@ entry, not a code change. Relative paths resolve against the config file's own f
 from __future__ import annotations
 
 import os
-import string
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,7 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Score, Seed, Text, _Strict
+from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Score, Seed, Text, _Strict, template_with
 from tqc_dagster.config_batch import JudgeBatch, JudgePrompt  # noqa: F401  (part of the config's interface)
 from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.rubric import TARGET_MODELS
@@ -193,14 +192,7 @@ def _template(text: str) -> str:
     """Checked as core.export.template reads it, so a bad template stops the load, not the exports step."""
     if not text.strip():
         raise ValueError("must not be empty: every exported turn needs text")
-    try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-    except ValueError as error:
-        raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
-    for field in fields:
-        if field not in TEMPLATE_FIELDS:
-            raise ValueError(f"unknown field {{{field}}}; known: {sorted(TEMPLATE_FIELDS)}")
-    return text
+    return template_with(TEMPLATE_FIELDS)(text)
 
 
 Template = Annotated[str, AfterValidator(_template)]

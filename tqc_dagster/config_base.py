@@ -6,6 +6,7 @@ Shared by config.py and config_batch.py, so each config section is defined once.
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -65,3 +66,20 @@ Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
 Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
 EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
 Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
+
+
+def template_with(allowed):
+    """A check of a str.format template whose fields must all be in `allowed`: a stray brace or an unknown field
+    stops the config load, not the step that fills the template."""
+
+    def check(text: str) -> str:
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+        except ValueError as error:
+            raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
+        for field in fields:
+            if field not in allowed:
+                raise ValueError(f"unknown field {{{field}}}; known: {sorted(allowed)}")
+        return text
+
+    return check

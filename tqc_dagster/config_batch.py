@@ -3,13 +3,12 @@ quotas, the judge prompt template and the job settings. Part of the project conf
 
 from __future__ import annotations
 
-import string
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
 from tqc_dagster import demo_vocab as vocab
-from tqc_dagster.config_base import EndpointUrl, Location, Region, Text, _Strict
+from tqc_dagster.config_base import EndpointUrl, Location, Region, Text, _Strict, template_with
 
 # Bedrock batch inference quotas (AWS General Reference, "Amazon Bedrock endpoints and quotas",
 # https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock, the quotas named by the user guide's
@@ -32,22 +31,6 @@ _JUDGE_USER_TEMPLATE = (
 _JUDGE_TRANSLATION_TEMPLATE = '<translation id="{id}">\n<translator>{translator}</translator>\n<content>{text}</content>\n</translation>\n'
 
 
-def _fields_of(allowed: frozenset[str]):
-    """A str.format template whose fields are all in `allowed` (checked at load, so a typo stops the load)."""
-
-    def check(text: str) -> str:
-        try:
-            fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-        except ValueError as error:
-            raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
-        unknown = sorted(set(fields) - allowed)
-        if unknown:
-            raise ValueError(f"unknown field {{{unknown[0]}}}; known: {sorted(allowed)}")
-        return text
-
-    return check
-
-
 class JudgePrompt(_Strict):
     """The judge request of one record, in the Anthropic Messages body (AWS, "Anthropic Claude Messages API").
 
@@ -57,8 +40,8 @@ class JudgePrompt(_Strict):
     """
 
     system: Text = Field(vocab.SYSTEM_PROMPT, description="the rubric")
-    user_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"source", "target_lang", "translations"})))] = _JUDGE_USER_TEMPLATE
-    translation_template: Annotated[Text, AfterValidator(_fields_of(frozenset({"id", "translator", "text"})))] = _JUDGE_TRANSLATION_TEMPLATE
+    user_template: Annotated[Text, AfterValidator(template_with(frozenset({"source", "target_lang", "translations"})))] = _JUDGE_USER_TEMPLATE
+    translation_template: Annotated[Text, AfterValidator(template_with(frozenset({"id", "translator", "text"})))] = _JUDGE_TRANSLATION_TEMPLATE
     translators: dict[int, Text] = Field(
         default_factory=lambda: {1: "machine", 2: "expert"}, description="the <translator> of each translation id; others: machine"
     )

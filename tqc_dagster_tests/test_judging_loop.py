@@ -173,6 +173,9 @@ def test_v3_is_judged_through_batch_inference_end_to_end(loop):
     export = Path(run.config.storage_root, "exports", "v3")
     assert (export / "simple" / "_SUCCESS").exists() or any(export.rglob("_SUCCESS"))
     assert creates(fake) == 3
+    estimate = runner.invoke(main, ["estimate", "--config", str(config_path)], catch_exceptions=False)
+    assert estimate.exit_code == 0, estimate.output
+    assert "judging through Bedrock batch inference" in estimate.output and f"{requests.height:,}" in estimate.output
 
     # One command asks again only the records no output answered (3 missing, the Bedrock errors), in a 4th job.
     unanswered = records.filter(pl.col("error").is_not_null() | (pl.col("parse_error") == "missing_from_output")).get_column("record_id").unique()

@@ -99,7 +99,7 @@ def check(config_path: str | None, partitions: tuple[str, ...], judge_versions: 
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
 @click.option("--partition", "partitions", multiple=True, help="e.g. v1|model_a (repeatable); default: all")
 def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> None:
-    """Requests, tokens, hours at the configured quota and cost of bedrock synthesis, per partition."""
+    """Judging through batch inference (judged versions) and bedrock synthesis (per partition): requests, tokens, time, cost."""
     import polars as pl
 
     from tqc_dagster.estimate import estimate
@@ -109,8 +109,15 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     config = _load(config_path)
     from tqc_dagster.stores import StorageError
 
+    from tqc_dagster.estimate_judging import estimate_judging, print_judging
+
+    judged = {name for name, version in config.judge_versions.items() if version.judge_from is not None}
     try:
-        table = estimate(config, [split_key(key) for key in selected_partitions(config, list(partitions))])
+        if judged:
+            print_judging(config, estimate_judging(config))
+        # without --partition, a judged version's partitions have no samples before it is judged: left out
+        chosen = [split_key(key) for key in selected_partitions(config, list(partitions))]
+        table = estimate(config, chosen if partitions else [(jv, model) for jv, model in chosen if jv not in judged])
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     bedrock = config.bedrock
@@ -129,6 +136,26 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
         + ("" if bedrock.price is None else f", ${totals['cost_usd'][0]:,.2f}")
         + ". Rejected samples add requests (up to synthesis.max_requests_per_group per group)."
     )
+
+
+@main.command("resubmit-missing")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=f"default: ${CONFIG_ENV_VAR} or tqc.yaml")
+@click.option("--judge-version", "judge_version", required=True, help="a judge version with judge_from, already ingested")
+def resubmit_missing_command(config_path: str | None, judge_version: str) -> None:
+    """Ask Bedrock again, in new batch jobs, only the records of a judged version that no output answered."""
+    import polars as pl
+
+    from tqc_dagster.resubmit import resubmit_missing
+    from tqc_dagster.stores import StorageError
+
+    config = _load(config_path)
+    try:
+        jobs = resubmit_missing(config, judge_version, _instance_home(config))
+    except (ConfigError, StorageError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    with pl.Config(tbl_rows=100, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, fmt_str_lengths=70):
+        click.echo(jobs.select("request_file", "records", "status", "job_arn"))
+    click.echo(f"the batch_jobs_{judge_version} sensor requests the ingest once every job is done")
 
 
 def _requested(config: TqcConfig, partitions: tuple[str, ...], judge_versions: tuple[str, ...]) -> list[str]:

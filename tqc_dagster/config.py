@@ -8,15 +8,15 @@ entry, not a code change. Relative paths resolve against the config file's own f
 from __future__ import annotations
 
 import os
-import re
-import string
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Seed, Text, _Strict, template_with
+from tqc_dagster.config_batch import JudgeBatch, JudgePrompt  # noqa: F401  (part of the config's interface)
 from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import TARGET_MODELS
@@ -44,62 +44,44 @@ class ConfigError(ValueError):
     """A config problem, with the key and the file named so the user knows what to fix."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _text(value: str) -> str:
-    """An id, a name or a path: blank is never meaningful."""
-    if not value.strip():
-        raise ValueError("must not be empty")
-    if "\0" in value:
-        raise ValueError("must not contain a NUL character")
-    return value
-
-
-def _location(value: str) -> str:
-    """A local path or s3://bucket/key: stores.store_for reads any other URL as a local path."""
-    if "://" in value and not re.match(r"s3://[^/]+", value):
-        raise ValueError(f"{value!r}: only local paths and s3://bucket/... are supported")
-    return value
-
-
-def _local_path(value: str) -> str:
-    """The Bedrock response cache is a local folder (bedrock.cache.ResponseCache)."""
-    if "://" in value:
-        raise ValueError(f"{value!r}: must be a local folder")
-    return value
-
-
-def _name_rule(pattern: str, used_as: str):
-    """A config key that becomes part of Dagster names and file names."""
-    compiled = re.compile(pattern)
-
-    def check(key: str) -> str:
-        if not compiled.fullmatch(key):
-            raise ValueError(f"bad name {key!r}: must match {pattern} (it is used as {used_as})")
-        return key
-
-    return check
-
-
-Text = Annotated[str, AfterValidator(_text)]
-Location = Annotated[Text, AfterValidator(_location)]
-LocalPath = Annotated[Text, AfterValidator(_local_path)]
-# Partition keys join judge version and model with `|`; sensors are named batch_outputs_<judge version>
-# and Dagster names allow only [A-Za-z0-9_]; both names are also file names under storage_root.
-JudgeVersionName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", "a partition key, a file name and a sensor name"))]
-ModelName = Annotated[str, AfterValidator(_name_rule(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a partition key and a file name"))]
-# Seeds are hashed as text: a 64-bit range keeps them far from Python's int-to-text digit limit.
-Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
-# botocore's own checks, which otherwise fail only when the first client is made.
-Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
-EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
-
-
 class JudgeVersion(_Strict):
     judge_model: Text
-    input: Location = Field(description="glob over the judge's batch outputs (.jsonl.out)")
+    input: Location | None = Field(
+        None, description="glob over the judge's batch outputs (.jsonl.out); with judge_from: derived from batch.output_uri, leave it out"
+    )
+    judge_from: JudgeVersionName | None = Field(None, description="judge the sources and translations this other judge version judged")
+    batch: JudgeBatch | None = Field(None, description="Bedrock batch inference settings; required with judge_from")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_source(cls, data, handler):
+        """`input`, or `judge_from` with `batch`; each problem named at its key, beside any other problem of the entry."""
+        given = data if isinstance(data, dict) else {}
+        judged = given.get("judge_from") is not None
+        problems = []
+        if not judged and given.get("input") is None:
+            problems.append({"type": "missing", "loc": ("input",), "input": data})
+        if judged and given.get("input") is not None:  # named at both keys: either one is the mistake
+            problems.append(_value_problem("input", data, "leave it out with judge_from (the outputs are read from batch.output_uri)"))
+            problems.append(_value_problem("judge_from", data, "set together with input: a version reads its input glob or is judged from another, not both"))
+        if judged and given.get("batch") is None:
+            problems.append(_value_problem("batch", data, "missing key (judge_from judges through Bedrock batch inference)"))
+        if not judged and given.get("batch") is not None:
+            problems.append(_value_problem("batch", data, "only with judge_from (batch inference judges a version judge_from names)"))
+        try:
+            version = handler(data)
+        except ValidationError as error:
+            if not problems:
+                raise
+            details = [{key: item[key] for key in ("type", "loc", "input", "ctx") if key in item} for item in error.errors(include_url=False)]
+            raise ValidationError.from_exception_data(error.title, [*details, *problems]) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return version
+
+
+def _value_problem(key: str, data, message: str) -> dict:
+    return {"type": "value_error", "loc": (key,), "input": data, "ctx": {"error": ValueError(message)}}
 
 
 class TranslationModel(_Strict):
@@ -145,6 +127,16 @@ class TokenPrice(_Strict):
     output: float = Field(ge=0.0, description="USD per million output tokens")
 
 
+# USD per million (input, output) tokens on demand (Amazon Bedrock pricing, https://aws.amazon.com/bedrock/pricing/);
+# batch inference is billed at half the on-demand price there.
+ON_DEMAND_PRICES = {
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": (3.0, 15.0),
+    "us.anthropic.claude-3-7-sonnet-20250219-v1:0": (3.0, 15.0),
+    "amazon.nova-lite-v1:0": (0.06, 0.24),
+}
+BATCH_PRICE_SHARE = 0.5
+
+
 class Bedrock(_Strict):
     """The Bedrock Converse client of the bedrock synthesis backend. Credentials: boto3's default chain only."""
 
@@ -162,12 +154,12 @@ class Bedrock(_Strict):
     endpoint_url: EndpointUrl | None = None
     cache_dir: LocalPath | None = Field(None, description="local folder; null: <storage_root>/bedrock_cache (beside the config when storage is on S3)")
     prices: dict[str, TokenPrice] = Field(
-        default_factory=lambda: {
-            "anthropic.claude-3-5-sonnet-20241022-v2:0": TokenPrice(input=3.0, output=15.0),
-            "us.anthropic.claude-3-7-sonnet-20250219-v1:0": TokenPrice(input=3.0, output=15.0),
-            "amazon.nova-lite-v1:0": TokenPrice(input=0.06, output=0.24),
-        },
+        default_factory=lambda: {model: TokenPrice(input=i, output=o) for model, (i, o) in ON_DEMAND_PRICES.items()},
         description="USD per million tokens by model id, for cost estimates",
+    )
+    batch_prices: dict[str, TokenPrice] = Field(
+        default_factory=lambda: {model: TokenPrice(input=i * BATCH_PRICE_SHARE, output=o * BATCH_PRICE_SHARE) for model, (i, o) in ON_DEMAND_PRICES.items()},
+        description="USD per million tokens of batch inference by model id, for the judging estimate",
     )
 
     @field_validator("tokens_per_minute")
@@ -205,14 +197,7 @@ def _template(text: str) -> str:
     """Checked as core.export.template reads it, so a bad template stops the load, not the exports step."""
     if not text.strip():
         raise ValueError("must not be empty: every exported turn needs text")
-    try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-    except ValueError as error:
-        raise ValueError(f"broken template: {error} (write a literal brace as {{{{ or }}}})") from None
-    for field in fields:
-        if field not in TEMPLATE_FIELDS:
-            raise ValueError(f"unknown field {{{field}}}; known: {sorted(TEMPLATE_FIELDS)}")
-    return text
+    return template_with(TEMPLATE_FIELDS)(text)
 
 
 Template = Annotated[str, AfterValidator(_template)]
@@ -244,8 +229,15 @@ class Export(_Strict):
 
 
 class Agreement(_Strict):
-    judges: tuple[str, str] = Field(("v1", "v2"), description="the two judge versions compared by judge_agreement")
+    judges: tuple[str, ...] = Field(("v1", "v2"), min_length=2, description="the judge versions compared by judge_agreement, pair by pair")
     min_kappa: float = Field(0.4, ge=-1.0, le=1.0, description="judge_agreement warns for a criterion below this weighted kappa")
+
+    @field_validator("judges")
+    @classmethod
+    def _distinct(cls, judges: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(judges)) != len(judges):
+            raise ValueError(f"each judge version once: {list(judges)}")
+        return judges
 
 
 class Consensus(_Strict):
@@ -278,6 +270,14 @@ class TqcConfig(_Strict):
         if not value:
             raise ValueError("needs at least one entry")
         return value
+
+    @model_validator(mode="after")
+    def _judge_from_exists(self) -> "TqcConfig":
+        for name, version in self.judge_versions.items():
+            source = version.judge_from
+            if source is not None and (source == name or source not in self.judge_versions):
+                raise ValueError(f"judge_versions.{name}.judge_from: {source!r} must be another key of judge_versions {list(self.judge_versions)}")
+        return self
 
     @model_validator(mode="after")
     def _agreement_judges_exist(self) -> "TqcConfig":
@@ -353,6 +353,22 @@ def _how_chosen(path: str | os.PathLike | None) -> str:
     return f" (no config named and {CONFIG_ENV_VAR} unset, so {DEFAULT_CONFIG_NAME} in the current folder; name one with --config or {CONFIG_ENV_VAR})"
 
 
+def batch_output_glob(output_uri: str) -> str:
+    """The batch outputs of a judged version: Bedrock writes `<output_uri>/<job id>/<input file>.out` (AWS user guide,
+    "View the results of a batch inference job")."""
+    return output_uri.rstrip("/") + "/*/*.jsonl.out" if "://" in output_uri else str(Path(output_uri, "*", "*.jsonl.out"))
+
+
+def _resolved_version(version: JudgeVersion, base: Path) -> JudgeVersion:
+    """Paths against the config's folder; a judged version reads its batch outputs from batch.output_uri."""
+    if version.batch is None:
+        return version.model_copy(update={"input": _resolve(version.input, base)})
+    batch = version.batch.model_copy(
+        update={"input_uri": _resolve(version.batch.input_uri, base), "output_uri": _resolve(version.batch.output_uri, base)}
+    )
+    return version.model_copy(update={"batch": batch, "input": batch_output_glob(batch.output_uri)})
+
+
 def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
     """Read and validate a config file (None: `default_config_path()`); any problem raises ConfigError naming the key and the file."""
     config_path = Path(path or default_config_path()).resolve()
@@ -392,10 +408,7 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
         update={
             "storage_root": storage_root,
             "bedrock": config.bedrock.model_copy(update={"cache_dir": cache_dir}),
-            "judge_versions": {
-                name: jv.model_copy(update={"input": _resolve(jv.input, base)})
-                for name, jv in config.judge_versions.items()
-            },
+            "judge_versions": {name: _resolved_version(jv, base) for name, jv in config.judge_versions.items()},
         }
     )
 

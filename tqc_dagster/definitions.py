@@ -19,8 +19,10 @@ from tqc_dagster.checks import STORED
 from tqc_dagster.checks.agreement import build_agreement_checks
 from tqc_dagster.checks.exports import build_export_checks
 from tqc_dagster.checks.ingest import build_ingest_checks
+from tqc_dagster.checks.judging import build_judging_checks
 from tqc_dagster.checks.samples import build_sample_checks
 from tqc_dagster.assets.exports import EXPORTS, build_export_assets
+from tqc_dagster.assets.judging import build_judging_assets
 from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS, build_ingest_assets
 from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, build_sample_assets
 from tqc_dagster.config import TqcConfig, project_config
@@ -28,6 +30,7 @@ from tqc_dagster.partitions import judge_version_partitions, model_partitions, s
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.resources.storage import parquet_io_manager
 from tqc_dagster.sensors import build_input_sensors
+from tqc_dagster.batch_sensors import build_batch_sensors
 
 AUTOMATION_SENSOR = "follow_upstream"
 
@@ -56,7 +59,7 @@ def checks_of(asset_checks: list[dg.AssetChecksDefinition], assets: tuple[str, .
 STAGES = (
     Stage("ingest", (RECORDS,), "Read one judge version's batch outputs once, for all models."),
     Stage("judgments", (RAW, PROCESSED, QUARANTINED), "Validate one model's judgments: samples and quarantine."),
-    Stage("agreement", (AGREEMENT,), "Agreement of the two judge versions on one model's translations."),
+    Stage("agreement", (AGREEMENT,), "Agreement of the judge versions of agreement.judges, pair by pair, on one model's translations."),
     Stage("synthesis", (SYNTHETIC_SAMPLES,), "Top up the rare groups of one partition with synthetic samples."),
     Stage("splits", (TRAINSET, TESTSET, BALANCED), "The leak-free split and the balanced trainset of one partition."),
     Stage("publish_exports", (EXPORTS,), "The fine-tuning exports of one judge version (both models)."),
@@ -71,12 +74,14 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_sample_assets(config, partitions),
         *build_export_assets(config, judge_versions),
         *build_agreement_assets(config, model_partitions(config)),
+        *build_judging_assets(config, judge_versions),
     ]
     asset_checks = [
         *build_ingest_checks(config, partitions, judge_versions),
         *build_sample_checks(config, partitions),
         *build_export_checks(config, judge_versions),
         *build_agreement_checks(config, model_partitions(config)),
+        *build_judging_checks(config),
     ]
     present = {key.to_user_string() for asset in assets for key in asset.keys}
     return dg.Definitions(
@@ -104,6 +109,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         ],
         sensors=[
             *build_input_sensors(config, STAGES[0].job),
+            *build_batch_sensors(config),
             dg.AutomationConditionSensorDefinition(
                 AUTOMATION_SENSOR,
                 target=dg.AssetSelection.all(),

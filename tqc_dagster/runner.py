@@ -28,7 +28,7 @@ from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.definitions import STAGES, Stage, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.run_monitoring import release_dead_runs
-from tqc_dagster.stores import input_files
+from tqc_dagster.stores import version_files
 
 # The console shows no Dagster events (errors come with stack traces); the summary explains every failure, the run logs keep the detail.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -197,7 +197,7 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     keys = selected_partitions(config, requested)
     if RECORDS in names:
         for judge_version in sorted({split_key(key)[0] for key in keys}):
-            input_files(config, judge_version)
+            version_files(config, judge_version)  # a judged version may have no output yet
     blocking = gating_checks([*defs.assets, *defs.asset_checks])
     failed_here: dict[tuple[str, str], Block] = {}  # (asset, partition) -> why it feeds nothing downstream
     runs = []

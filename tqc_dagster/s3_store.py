@@ -188,6 +188,10 @@ class S3Store:
         with self._errors(uri):
             self.client.upload_file(path, bucket, key)
 
+    def write_file(self, path: str, uri: str) -> None:
+        """Upload a local file; the object appears only when its (multipart) upload completes."""
+        self._upload(path, uri)
+
     def write_parquet(self, frame: pl.DataFrame, uri: str) -> None:
         with tempfile.TemporaryDirectory(prefix="tqc-") as folder:
             path = os.path.join(folder, "part.parquet")

@@ -115,9 +115,11 @@ class QuarantinedJudgments(_Partitioned):
 
 
 class JudgeAgreement(pa.DataFrameModel):
-    """One row per criterion ("0".."6") and one "overall": how far two judge versions agree."""
+    """Per pair of judge versions (agreement.judges), one row per criterion ("0".."6") and one "overall": how far they agree."""
 
-    criterion: pl.String = pa.Field(isin=[str(i) for i in range(N_SCORES)] + ["overall"], unique=True, description="criterion index, or overall")
+    judge_a: pl.String = pa.Field(description="the first judge version of the pair (agreement.judges order)")
+    judge_b: pl.String = pa.Field(description="the second judge version of the pair")
+    criterion: pl.String = pa.Field(isin=[str(i) for i in range(N_SCORES)] + ["overall"], description="criterion index, or overall")
     criterion_name: pl.String = pa.Field(description="what the criterion checks")
     n_both: pl.Int64 = pa.Field(ge=0, description="samples judged by both versions")
     weighted_kappa: pl.Float64 = pa.Field(nullable=True, ge=-1.0, le=1.0, description="Cohen's quadratic-weighted kappa on score buckets (null when neither judge varies)")
@@ -130,3 +132,32 @@ class JudgeAgreement(pa.DataFrameModel):
 
     class Config:
         strict = True
+        unique = ["judge_a", "judge_b", "criterion"]
+
+
+class JudgeRequests(pa.DataFrameModel):
+    """One row per record a judged version asks Bedrock batch inference to judge (the lines of its request files)."""
+
+    record_id: pl.String = pa.Field(description="Bedrock recordId, from judge_from's judge_records")
+    round: pl.Int64 = pa.Field(ge=0, description="0: the first requests; 1, 2, ...: records asked again by tqc resubmit-missing")
+    request_file: pl.String = pa.Field(description="the request file (.jsonl) under batch.input_uri holding the line")
+    line_number: pl.Int64 = pa.Field(ge=1, description="1-based line number in request_file")
+    bytes: pl.Int64 = pa.Field(ge=1, description="UTF-8 bytes of the line, without its newline")
+    sha256: pl.String = pa.Field(str_length={"min_value": 64, "max_value": 64}, description="SHA-256 of request_file's content")
+
+    class Config:
+        unique = ["record_id", "round"]
+
+
+class JudgeJobs(pa.DataFrameModel):
+    """One row per request file of a judged version: its Bedrock batch inference job, as last seen."""
+
+    request_file: pl.String = pa.Field(unique=True, description="the request file (.jsonl) the job reads")
+    sha256: pl.String = pa.Field(description="SHA-256 of the request file's content")
+    records: pl.Int64 = pa.Field(ge=1, description="records in the file")
+    job_name: pl.String = pa.Field(unique=True, description="the job's name, from the content hash (tqc-<judge version>-<hash>)")
+    client_token: pl.String = pa.Field(description="the clientRequestToken sent with CreateModelInvocationJob (content hash)")
+    job_arn: pl.String = pa.Field(nullable=True, description="the job's ARN; null while Pending")
+    status: pl.String = pa.Field(description="Bedrock's ModelInvocationJobStatus, or Pending when not submitted yet")
+    message: pl.String = pa.Field(nullable=True, description="Bedrock's message (why a job failed, expired or completed partially)")
+    error_records: pl.Int64 = pa.Field(nullable=True, description="errorRecordCount of the job")

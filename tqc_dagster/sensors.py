@@ -39,7 +39,8 @@ def evaluate(seen: dict[str, FileState], requested: dict[str, FileState], curren
 
 
 def build_input_sensors(config: TqcConfig, job_name: str) -> list[dg.SensorDefinition]:
-    return [_input_sensor(config, judge_version, job_name) for judge_version in config.judge_version_names]
+    # A version judged here (judge_from) is ingested by its batch_jobs sensor once every job is done (batch_sensors.py).
+    return [_input_sensor(config, v, job_name) for v in config.judge_version_names if config.judge_versions[v].judge_from is None]
 
 
 def _input_sensor(config: TqcConfig, judge_version: str, job_name: str) -> dg.SensorDefinition:

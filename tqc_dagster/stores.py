@@ -106,6 +106,18 @@ class LocalStore:
             if os.path.exists(temporary):
                 os.remove(temporary)
 
+    def write_file(self, path: str, uri: str) -> None:
+        """Copy a local file to `uri` atomically: written beside the target, then renamed into place."""
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, uri)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
     def publish_folder(self, uri: str, write: Callable[[Path], None], markers: Sequence[str] = ("",)) -> None:
         """Build the folder in a hidden staging folder beside it, then swap it in whole, with a `_SUCCESS`
         marker in each of the `markers` subfolders ("" is the folder itself). When `write` raises, nothing
@@ -159,3 +171,11 @@ def input_files(config: TqcConfig, judge_version: str) -> list[str]:
     if not files:
         raise ConfigError(f"{config.config_path}: judge_versions.{judge_version}.input matches no file: {pattern}")
     return files
+
+
+def version_files(config: TqcConfig, judge_version: str) -> list[str]:
+    """`input_files`, except that a version judged here (judge_from) may have no output yet (every job failed)."""
+    version = config.judge_versions[judge_version]
+    if version.judge_from is None:
+        return input_files(config, judge_version)
+    return store_for(version.input, config.s3).glob(version.input)

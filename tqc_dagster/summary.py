@@ -141,10 +141,10 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
 
 
 def agreement_at_a_glance(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:
-    """Weighted kappa per criterion (rows) and model (columns), from the judge_agreement partitions this run made."""
+    """Weighted kappa per judge pair and criterion (rows) and model (columns), from the judge_agreement partitions this run made."""
     store = store_for(config.storage_root, config.s3)
     frames = [
-        store.read_parquet(path).select("criterion", pl.col("weighted_kappa").round(3).alias(model))
+        store.read_parquet(path).select(pl.concat_str("judge_a", "judge_b", separator="/").alias("judges"), "criterion", pl.col("weighted_kappa").round(3).alias(model))
         for model in config.model_names
         if (AGREEMENT, model) in fresh and store.exists(path := join(config.storage_root, AGREEMENT, f"{model}.parquet"))
     ]
@@ -152,7 +152,7 @@ def agreement_at_a_glance(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.
         return pl.DataFrame()
     joined = frames[0]
     for frame in frames[1:]:
-        joined = joined.join(frame, on="criterion", how="full", coalesce=True)
+        joined = joined.join(frame, on=["judges", "criterion"], how="full", coalesce=True)
     return joined
 
 

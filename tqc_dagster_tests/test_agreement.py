@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
-from tqc_dagster.core.agreement import OVERALL, agreement, consensus_mask, paired
+from tqc_dagster.core.agreement import OVERALL, agreement, consensus_mask, paired, pairwise
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import JudgeAgreement
@@ -51,7 +51,7 @@ def planted(seed: int = 3, n: int = 300) -> tuple[pl.DataFrame, pl.DataFrame, li
 def test_planted_kappa_and_confusion_counts_are_recovered():
     first, second, buckets = planted()
     table = agreement(paired(first, second), THRESHOLDS)
-    JudgeAgreement.validate(table)
+    JudgeAgreement.validate(pairwise(pl.concat([first, second]), ["v1", "v2"], THRESHOLDS)[0])
     row = table.filter(pl.col("criterion") == "3").row(0, named=True)
     assert row["n_both"] == 300
     assert row["weighted_kappa"] == pytest.approx(kappa_by_definition(buckets), abs=1e-6)
@@ -111,3 +111,16 @@ def test_consensus_option_filters_the_training_sets(full_run, demo_dir, tmp_path
     assert 0 < agreed.height < unfiltered.height
     assert trainsets["label"].filter(pl.col("origin") == "judged").sort("sample_id").equals(agreed.sort("sample_id"))
     assert trainsets["label"].filter(pl.col("origin") == "synthetic").height == trainsets["none"].filter(pl.col("origin") == "synthetic").height
+
+
+def test_three_judges_give_three_pairwise_tables():
+    """agreement.judges with three versions: (v1, v2), (v1, v3), (v2, v3), each with its own kappa."""
+    first, second, _ = planted()
+    third = second.with_columns(pl.lit("v3").alias("judge_version"))
+    table, pairs = pairwise(pl.concat([first, second, third]), ["v1", "v2", "v3"], THRESHOLDS)
+    JudgeAgreement.validate(table)
+    assert list(pairs) == [("v1", "v2"), ("v1", "v3"), ("v2", "v3")]
+    assert table.height == 3 * 8
+    overall = {(a, b): kappa for a, b, kappa in table.filter(pl.col("criterion") == "3").select("judge_a", "judge_b", "weighted_kappa").iter_rows()}
+    assert overall[("v2", "v3")] == pytest.approx(1.0)  # v3 repeats v2
+    assert overall[("v1", "v2")] == pytest.approx(overall[("v1", "v3")])

@@ -28,6 +28,7 @@ BASE = {
 KEYS = [
     "storage_root",
     "judge_versions", "judge_versions.v1.judge_model", "judge_versions.v1.input", "judge_versions.v2.input",
+    "judge_versions.v1.judge_from", "judge_versions.v1.batch",
     "models", "models.model_a.translation_id", "models.model_a.name", "models.model_b.translation_id",
     "labels.simple", "labels.complex",
     "checks.max_quarantine_rate",
@@ -36,7 +37,7 @@ KEYS = [
     "synthesis.on_shortfall", "synthesis.verify_with_judge", "synthesis.judge_model",
     "bedrock.region", "bedrock.model_id", "bedrock.requests_per_minute", "bedrock.max_tokens", "bedrock.tokens_per_minute",
     "bedrock.max_workers", "bedrock.max_attempts", "bedrock.timeout_s", "bedrock.endpoint_url", "bedrock.cache_dir",
-    "bedrock.prices", ("bedrock", "prices", PRICED, "input"), ("bedrock", "prices", PRICED, "output"),
+    "bedrock.prices", ("bedrock", "prices", PRICED, "input"), ("bedrock", "prices", PRICED, "output"), "bedrock.batch_prices",
     "split.test_ratio", "split.seed",
     "balance.max_per_category", "balance.seed",
     "agreement.judges", "agreement.min_kappa",

@@ -11,7 +11,7 @@ from tqc_dagster.core.batch_outputs import judgments_for_model, read_records
 from tqc_dagster.core.judgments import QUARANTINE_REASONS, process
 from tqc_dagster.core.manifests import MANIFEST_NAME, total_records
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version, split_key
-from tqc_dagster.stores import input_files, join, parent, store_for
+from tqc_dagster.stores import join, parent, store_for, version_files
 from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
 
 GROUP = "ingest"
@@ -47,10 +47,16 @@ def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, 
     )
     def judge_records(context: dg.AssetExecutionContext):
         judge_version = context.partition_key
-        files = input_files(config, judge_version)
-        store = store_for(files[0], config.s3)
+        judged = config.judge_versions[judge_version].judge_from is not None
+        pattern = config.judge_versions[judge_version].input
+        store = store_for(pattern, config.s3)
+        files = version_files(config, judge_version)  # a judged version's may be none: its requests are then all missing
         read = read_records(files, translation_ids, store.local_copy, store.modified)
         records = read.records
+        if judged:
+            from tqc_dagster.assets.judging import with_missing_requests  # judging builds on this module
+
+            records = with_missing_requests(config, judge_version, records, context.log)
         for uri, problem in read.skipped.items():
             context.log.warning(f"judge_versions.{judge_version}.input matches {uri}, {problem}: not read")
         yield dg.Output(

@@ -35,9 +35,10 @@ def build_agreement_checks(config: TqcConfig, models: dg.PartitionsDefinition) -
             asset_key=AGREEMENT,
             check_name="kappa_per_criterion",
             severity=dg.AssetCheckSeverity.WARN,
-            **passed_or_explained(low.height == 0, f"weighted kappa below {min_kappa} on criteria {', '.join(low.get_column('criterion'))} "
+            **passed_or_explained(low.height == 0, f"weighted kappa below {min_kappa} on criteria "
+                                  f"{', '.join(f'{a}/{b}:{c}' for a, b, c in low.select('judge_a', 'judge_b', 'criterion').iter_rows())} "
                                   "(see below_min_kappa): the judges disagree there; consider consensus: {policy: label}."),
-            metadata={"below_min_kappa": table_metadata(low.select("criterion", "criterion_name", "n_both", "weighted_kappa"), 10)},
+            metadata={"below_min_kappa": table_metadata(low.select("judge_a", "judge_b", "criterion", "criterion_name", "n_both", "weighted_kappa"), 50)},
         )
 
     return [judge_agreement_checks]

@@ -8,9 +8,10 @@ from tqc_dagster.assets.metadata import counts_dict, table_metadata
 from tqc_dagster.checks import check_spec, passed_or_explained, schema_check, schema_spec, stored
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.judgments import Accounting
+from tqc_dagster.core.batch_outputs import MISSING_FROM_OUTPUT
 from tqc_dagster.core.manifests import manifest_comparison
 from tqc_dagster.schemas import JudgeRecords, QuarantinedJudgments, RawJudgments, Samples
-from tqc_dagster.stores import input_files, store_for
+from tqc_dagster.stores import store_for, version_files
 
 
 def stored_accounting(raw: pl.DataFrame, samples: pl.DataFrame, quarantined: pl.DataFrame) -> Accounting:
@@ -39,8 +40,10 @@ def build_ingest_checks(config: TqcConfig, partitions: dg.PartitionsDefinition, 
         ins={RECORDS: stored(RECORDS)},
     )
     def judge_records_checks(context: dg.AssetCheckExecutionContext, judge_records: pl.DataFrame):
-        files = input_files(config, context.partition_key)
-        manifests = manifest_comparison(judge_records, read_manifests(store_for(files[0], config.s3), files))
+        pattern = config.judge_versions[context.partition_key].input
+        files = version_files(config, context.partition_key)
+        read_lines = judge_records.filter(pl.col("parse_error").fill_null("") != MISSING_FROM_OUTPUT)  # rows for records no file has
+        manifests = manifest_comparison(read_lines, read_manifests(store_for(pattern, config.s3), files))
         yield schema_check(JudgeRecords, judge_records, RECORDS)
         short = manifests.filter(~pl.col("matches"))
         yield dg.AssetCheckResult(

@@ -7,6 +7,9 @@ agreement on the label; overall: agreement on each sample's own label and target
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import combinations
+
 import polars as pl
 
 from tqc_dagster.core.judgments import Thresholds
@@ -78,6 +81,18 @@ def agreement(pairs: pl.DataFrame, thresholds: Thresholds) -> pl.DataFrame:
     )
     # A judge that never varies on a criterion has no rank correlation: null, not NaN.
     return pl.concat(rows).with_columns(pl.col("weighted_kappa", "spearman", "label_agreement").cast(pl.Float64).fill_nan(None).round(6))
+
+
+def pairwise(samples: pl.DataFrame, judges: Sequence[str], thresholds: Thresholds) -> tuple[pl.DataFrame, dict[tuple[str, str], pl.DataFrame]]:
+    """`agreement` of every pair of `judges` (in their order: (j0, j1), (j0, j2), ... (j1, j2), ...), stacked with
+    `judge_a` and `judge_b` first; and the pairs of samples of each pair. `samples` holds every judge's samples
+    (a `judge_version` column); a judge with none pairs with nothing (n_both 0)."""
+    by_version = samples.partition_by("judge_version", as_dict=True)
+    tables, pairs = [], {}
+    for first, second in combinations(judges, 2):
+        pairs[(first, second)] = paired(by_version.get((first,), samples.clear()), by_version.get((second,), samples.clear()))
+        tables.append(agreement(pairs[(first, second)], thresholds).select(pl.lit(first).alias("judge_a"), pl.lit(second).alias("judge_b"), pl.all()))
+    return pl.concat(tables), pairs
 
 
 def most_disagreeing(pairs: pl.DataFrame, limit: int = 20) -> pl.DataFrame:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 UNREADABLE_LINE = "unreadable_line"  # not one JSON object
 NO_MODEL_OUTPUT = "no_model_output"
 NO_ENTRY_FOR_ID = "no_entry_for_id"
+MISSING_FROM_OUTPUT = "missing_from_output"  # asked in a batch job (judge_requests), in no output file
 
 EXCERPT_CHARS = 200
 

@@ -19,18 +19,27 @@ JUDGE_SYSTEM_PROMPT = """You are a senior localization reviewer for an e-commerc
 
 Think about each criterion before scoring. Be strict but fair: a score below 5 needs a concrete reason."""
 
-# The user turn; the title and translations go in unescaped, exactly as the real jobs sent them.
-JUDGE_USER_PROMPT = (
-    "## Source Text\n<source>\n<content>{title}</content>\n</source>\n\n"
-    "## Translations\n<translations target_lang=\"{lang}\">\n"
-    "<translation id=\"1\">\n<translator>machine</translator>\n{content_1}</translation>\n"
-    "<translation id=\"2\">\n<translator>expert</translator>\n{content_2}</translation>\n"
-    "</translations>\n\n"
+# The user turn, as a template of the source, the target language and the translation blocks; the title and
+# translations go in unescaped, exactly as the real jobs sent them. judge_versions.<v>.batch.prompt defaults to it.
+JUDGE_USER_TEMPLATE = (
+    "## Source Text\n<source>\n<content>{source}</content>\n</source>\n\n"
+    "## Translations\n<translations target_lang=\"{target_lang}\">\n{translations}</translations>\n\n"
     "## Instructions\n"
     "Score both translations against the seven criteria of the rubric. For each translation give one to "
     "three sentences of reasoning that name every criterion that lost points, then the seven scores in "
     "rubric order.\nAnswer with a JSON array only: one object per translation with the keys \"id\", "
     "\"thought\" and \"scores\"."
+)
+JUDGE_TRANSLATION_TEMPLATE = '<translation id="{id}">\n<translator>{translator}</translator>\n<content>{text}</content>\n</translation>\n'
+JUDGE_TRANSLATORS = {1: "machine", 2: "expert"}  # the <translator> of each translation id
+# The same user turn with both translation blocks of the real jobs, their <content> elements given whole
+# ({content_1}, {content_2}: "<content>...</content>\n", or "" for a translation that has none).
+JUDGE_USER_PROMPT = JUDGE_USER_TEMPLATE.format(
+    source="{title}",
+    target_lang="{lang}",
+    translations="".join(
+        f'<translation id="{i}">\n<translator>{translator}</translator>\n{{content_{i}}}</translation>\n' for i, translator in JUDGE_TRANSLATORS.items()
+    ),
 )
 
 # The assistant turn's prefill, and the stop sequence that ends the judge's answer at the closing fence.

@@ -20,6 +20,8 @@ from tqc_dagster.core.rubric import COMPLEX, JUDGED, MAX_SCORE, MIN_SCORE, N_SCO
 QUARANTINE_REASONS: dict[str, str] = {
     "unreadable_line": "the line is not one JSON object (truncated, two records on one line, an array); "
     "its record id is the one visible in the line, if any",
+    "missing_from_output": "the record was asked in a batch job of this judge version (judge_requests) and no output "
+    "file has a line for it (the job failed, expired, was stopped or completed partially)",
     "missing_record_id": "the record has no recordId",
     "batch_error": "Bedrock reported an error for the record instead of a model output",
     "missing_model_output": "the record has neither a model output nor an error",
@@ -80,6 +82,7 @@ def quarantine_reason() -> pl.Expr:
     translation = pl.col("translation").str.strip_chars()
     rules: list[tuple[str, pl.Expr]] = [
         ("unreadable_line", pl.col("parse_error") == bo.UNREADABLE_LINE),
+        ("missing_from_output", pl.col("parse_error") == bo.MISSING_FROM_OUTPUT),
         ("missing_record_id", pl.col("record_id").is_null() | (pl.col("record_id").str.strip_chars() == "")),
         ("batch_error", pl.col("error").is_not_null()),
         ("missing_model_output", pl.col("parse_error") == bo.NO_MODEL_OUTPUT),

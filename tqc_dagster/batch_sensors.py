@@ -1,0 +1,96 @@
+"""Sensors of judged versions: `batch_jobs_<judge version>`, one per version with `judge_from`.
+
+Each tick (off until turned on, like the input sensors) reads the stored judge_requests of its version,
+finds the version's jobs on Bedrock (ListModelInvocationJobs by name, then GetModelInvocationJob for each)
+and requests:
+
+- a run of judge_jobs of the version when a request file has no job yet and fewer than
+  `batch.max_concurrent_jobs` are in flight, or when a job's status changed since judge_jobs last recorded it
+  (so the stored job table ends with the final statuses);
+- a run of judge_records of the version (its ingest) once every file's job is done (Completed, PartiallyCompleted, Failed,
+  Stopped, Expired), once per set of finished jobs (the run key is their ARNs and statuses). Jobs that did
+  not complete cleanly are logged with Bedrock's message; their records missing from the output are
+  quarantined by the ingest as `missing_from_output`.
+
+No sleeps: Dagster calls the sensor every `TICK_SECONDS`; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+import polars as pl
+
+from tqc_dagster.assets.ingest import RECORDS
+from tqc_dagster.assets.judging import JOBS, REQUESTS, job_plan, judged_versions, request_files
+from tqc_dagster.bedrock.batch import IN_FLIGHT, PENDING, all_done, control_client, existing_jobs, plan_jobs, problems, refresh
+from tqc_dagster.config import TqcConfig
+from tqc_dagster.resources.storage import asset_path
+from tqc_dagster.stores import StorageError, store_for
+
+TICK_SECONDS = 300
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(json.dumps(frame.select("job_name", "job_arn", "status").rows()).encode()).hexdigest()[:16]
+
+
+def current_jobs(client, config: TqcConfig, judge_version: str, requests: pl.DataFrame) -> pl.DataFrame:
+    """The version's jobs as Bedrock has them now: each request file with its job's ARN and status, or Pending."""
+    jobs = plan_jobs(request_files(requests), job_plan(config, judge_version))
+    known = existing_jobs(client, judge_version)
+    arns = [known.get(name, {}).get("jobArn") for name in jobs.get_column("job_name")]
+    jobs = jobs.with_columns(pl.Series("job_arn", arns, pl.String))
+    return refresh(client, jobs)
+
+
+def requests_for(jobs: pl.DataFrame, recorded: pl.DataFrame | None, judge_version: str, max_in_flight: int) -> list[dg.RunRequest]:
+    """What one tick asks for, from the jobs now and the judge_jobs last stored (None: never). Pure, so testable alone."""
+    key = _digest(jobs)
+    statuses = jobs.get_column("status")
+    changed = recorded is None or _digest(recorded) != key
+    can_submit = (statuses == PENDING).any() and statuses.is_in(IN_FLIGHT).sum() < max_in_flight
+    wanted = []
+    if changed or can_submit:  # judge_jobs records what Bedrock has (and submits what it may)
+        wanted.append(dg.RunRequest(run_key=f"jobs|{judge_version}|{key}", asset_selection=[dg.AssetKey(JOBS)], partition_key=judge_version))
+    if all_done(jobs):
+        wanted.append(dg.RunRequest(run_key=f"ingest|{judge_version}|{key}", asset_selection=[dg.AssetKey(RECORDS)], partition_key=judge_version))
+    return wanted
+
+
+def build_batch_sensors(config: TqcConfig) -> list[dg.SensorDefinition]:
+    return [_batch_sensor(config, judge_version) for judge_version in judged_versions(config)]
+
+
+def _batch_sensor(config: TqcConfig, judge_version: str) -> dg.SensorDefinition:
+    batch = config.judge_versions[judge_version].batch
+
+    @dg.sensor(
+        name=f"batch_jobs_{judge_version}",
+        asset_selection=[JOBS, RECORDS],
+        minimum_interval_seconds=TICK_SECONDS,
+        description=f"Submits and polls {judge_version}'s Bedrock batch jobs; requests its ingest from {batch.output_uri} once they are done.",
+    )
+    def batch_jobs_sensor(context: dg.SensorEvaluationContext):
+        requests_path = asset_path(config.storage_root, REQUESTS, judge_version)
+        jobs_path = asset_path(config.storage_root, JOBS, judge_version)
+        store = store_for(requests_path, config.s3)
+        try:
+            if not store.exists(requests_path):
+                return dg.SkipReason(f"{REQUESTS} of {judge_version} is not materialized yet ({requests_path})")
+            requests = store.read_parquet(requests_path)
+            recorded = store.read_parquet(jobs_path) if store.exists(jobs_path) else None
+        except StorageError as error:
+            return dg.SkipReason(str(error))
+        jobs = current_jobs(control_client(batch, config.bedrock.region), config, judge_version, requests)
+        for problem in problems(jobs):
+            context.log.warning(problem)
+        wanted = requests_for(jobs, recorded, judge_version, batch.max_concurrent_jobs)
+        if not wanted:
+            counts = dict(jobs.group_by("status").len().sort("status").iter_rows())
+            return dg.SkipReason(f"{judge_version}: jobs by status {counts}, nothing to do")
+        return dg.SensorResult(run_requests=wanted)
+
+    return batch_jobs_sensor

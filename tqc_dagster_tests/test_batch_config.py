@@ -1,0 +1,65 @@
+"""The config of judged versions (judge_from, batch, the judge prompt): any value loads or names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tqc_dagster.config import JudgeBatch, JudgePrompt, load_config
+from tqc_dagster_tests.test_config import with_value
+from tqc_dagster_tests.test_config_properties import VALUES, loads_or_names, write
+
+BASE = {
+    "storage_root": "lake",
+    "judge_versions": {
+        "v1": {"judge_model": "m1", "input": "raw/v1/*.jsonl.out"},
+        "v3": {
+            "judge_model": "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+            "judge_from": "v1",
+            "batch": {"role_arn": "arn:aws:iam::123456789012:role/tqc-batch", "input_uri": "s3://b/batch-input/v3/", "output_uri": "s3://b/out/v3/"},
+        },
+    },
+    "models": {"model_a": {"translation_id": 1, "name": "a"}, "model_b": {"translation_id": 2, "name": "b"}},
+    "agreement": {"judges": ["v1", "v3"]},
+}
+BATCH_KEYS = sorted(set(JudgeBatch.model_fields) - {"prompt"}) + [f"prompt.{name}" for name in JudgePrompt.model_fields]
+KEYS = ["judge_versions.v3.judge_from", "judge_versions.v3.input", "agreement.judges"] + [f"judge_versions.v3.batch.{key}" for key in BATCH_KEYS]
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def test_a_judged_version_reads_its_outputs_from_the_output_uri(tmp_path):
+    config = load_config(write(tmp_path, BASE))
+    v3 = config.judge_versions["v3"]
+    assert v3.input == "s3://b/out/v3/*/*.jsonl.out"
+    assert v3.batch.prompt == JudgePrompt() and v3.batch.max_concurrent_jobs == 10 and v3.batch.records_per_file == 50_000
+    local = load_config(write(tmp_path, with_value(BASE, "judge_versions.v3.batch.output_uri", "out/v3")))
+    assert local.judge_versions["v3"].input == str(Path(tmp_path, "out", "v3", "*", "*.jsonl.out"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("judge_versions.v3.judge_from", "v9", "judge_versions.v3.judge_from: 'v9' must be another key"),
+        ("judge_versions.v3.judge_from", "v3", "judge_versions.v3.judge_from: 'v3' must be another key"),
+        ("judge_versions.v3.input", "raw/*.jsonl.out", "judge_versions.v3.input: leave it out with judge_from"),
+        ("judge_versions.v3.batch", None, "judge_versions.v3.batch: missing key"),
+        ("judge_versions.v1.batch", BASE["judge_versions"]["v3"]["batch"], "judge_versions.v1.batch: only with judge_from"),
+        ("judge_versions.v3.batch.role_arn", "my-role", "judge_versions.v3.batch.role_arn"),
+        ("judge_versions.v3.batch.prompt.user_template", "{source} {title}", "judge_versions.v3.batch.prompt.user_template: unknown field {title}"),
+        ("judge_versions.v3.batch.min_records_per_job", 60_000, "min_records_per_job (60000) must not exceed records_per_file"),
+        ("judge_versions.v3.batch.timeout_hours", 12, "judge_versions.v3.batch.timeout_hours"),
+        ("agreement.judges", ["v1", "v1"], "agreement.judges: each judge version once"),
+        ("agreement.judges", ["v1"], "agreement.judges"),
+    ],
+)
+def test_bad_values_are_named(tmp_path, key, value, named):
+    assert loads_or_names(write(tmp_path, with_value(BASE, key, value)), named) is None
+
+
+@SETTINGS
+@given(key=st.sampled_from(KEYS), value=VALUES)
+def test_any_value_at_any_batch_key_loads_or_names_the_key(tmp_path, key, value):
+    loads_or_names(write(tmp_path, with_value(BASE, key, value)), key)

@@ -31,6 +31,7 @@ SYNTHETIC_SAMPLES = "synthetic_samples"
 TRAINSET = "trainset"
 TESTSET = "testset"
 BALANCED = "balanced_trainset"
+UNFILLED_ROWS = 500
 
 
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -82,6 +83,9 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "backend": synthesis.backend,
                 "groups_topped_up": wanted.height,
                 "groups_unfilled": unfilled.height,
+                "samples_unfilled": int(unfilled.get_column("unfilled").sum()),
+                # every group left short with the backend's reason and the numbers; the dataset card repeats it
+                "unfilled_groups": table_metadata(unfilled, UNFILLED_ROWS),
                 "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
                 "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),

@@ -207,9 +207,9 @@ def _report(wanted: pl.DataFrame, synthetic: pl.DataFrame, flawless: pl.DataFram
         .when(pl.col("usable") == 0)
         .then(pl.concat_str(pl.lit("none of the category's "), count, pl.lit(" flawless judged translations can show this criterion at this severity"), needs))
         .otherwise(pl.concat_str(
-            pl.lit("the "), pl.col("usable").cast(pl.String), pl.lit(" of the category's "), count,
-            pl.lit(" flawless judged translations that can show this criterion at this severity"), needs,
-            pl.lit(" give only "), pl.col("made").cast(pl.String), pl.lit(" distinct texts"),
+            pl.col("usable").cast(pl.String), pl.lit(" of the category's "), count,
+            pl.lit(" flawless judged translations can show this criterion at this severity"), needs,
+            pl.lit(", and every variant of them gives only "), pl.col("made").cast(pl.String), pl.lit(" distinct texts"),
         ))
     )
     return (

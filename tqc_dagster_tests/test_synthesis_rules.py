@@ -250,3 +250,23 @@ def test_one_corrupted_text_never_gets_two_labels(criterion, source, translation
     assert made.height == 2
     labels = made.group_by("translation").agg(pl.col("label").n_unique().alias("labels"), pl.col("score_bucket").n_unique().alias("buckets"))
     assert labels.filter((pl.col("labels") > 1) | (pl.col("buckets") > 1)).height == 0, made.select("translation", "score_bucket", "label").rows()
+
+
+def test_no_flawless_base_at_all_makes_nothing_and_says_why():
+    judged = samples_frame([sample(f"meta_Kitchen_{i}_0", scores=scores_for(i % 6, 1.0)) for i in range(6)])
+    result = RulesBackend(THRESHOLDS).synthesize(judged, deficits(judged, 3), seed=0)
+    assert result.samples.height == 0
+    Samples.validate(result.samples)
+    assert set(result.report["why"]) == {"no flawless judged translation in this category to perturb"}
+    assert result.report["unfilled"].to_list() == result.report["needed"].to_list()
+
+
+def test_a_one_word_base_without_language_still_gives_what_it_can():
+    rows = [sample("meta_Kitchen_1_0", "Mug", "杯", scores_for(None), target_lang=None)]
+    rows += [sample(f"meta_Kitchen_{i + 2}_0", scores=scores_for(i % 6, 1.0 + i % 4)) for i in range(24)]
+    judged = samples_frame(rows)
+    wanted = deficits(judged, 3)
+    result = RulesBackend(THRESHOLDS).synthesize(judged, wanted, seed=0)
+    assert result.samples.height > 0 and rows_outside_their_group(result.samples, wanted, THRESHOLDS).is_empty()
+    short = result.report.filter(pl.col("unfilled") > 0)
+    assert short.height and short["why"].str.contains("flawless judged translations can show this criterion").all()

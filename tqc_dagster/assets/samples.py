@@ -80,7 +80,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         yield dg.Output(
             made,
             metadata={
-                **sample_metadata(made),
+                **sample_metadata(made, chart=False),  # the balance that matters is balanced_trainset's
                 "backend": synthesis.backend,
                 "groups_topped_up": wanted.height,
                 "groups_unfilled": unfilled.height,
@@ -136,7 +136,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         yield dg.Output(
             result.train,
             output_name=TRAINSET,
-            metadata={**sample_metadata(result.train), "synthetic_dropped_as_test_sources": result.synthetic_dropped, **consensus_metadata},
+            metadata={**sample_metadata(result.train, chart=False), "synthetic_dropped_as_test_sources": result.synthetic_dropped, **consensus_metadata},
         )
         yield dg.Output(
             result.test,

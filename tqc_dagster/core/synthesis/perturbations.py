@@ -109,16 +109,27 @@ class Family(NamedTuple):
 T, TOK, N = pl.col("_t"), pl.col("_tok"), pl.col("_n")
 
 
+def _missing_words(bases: pl.DataFrame) -> pl.Series:
+    """Per base, the source's Latin words (3+ letters) that its translation does not contain, once each, in source order."""
+    rows = bases.select(pl.int_range(pl.len()).alias("_row"), "source", "translation")
+    source = rows.select("_row", pl.col("source").str.extract_all(LATIN_WORD).alias("word")).explode("word", empty_as_null=False)
+    kept = rows.select("_row", pl.col("translation").str.extract_all(LATIN_WORD).alias("word")).explode("word", empty_as_null=False)
+    missing = (
+        source.drop_nulls().join(kept.drop_nulls(), on=["_row", "word"], how="anti").unique(["_row", "word"], keep="first", maintain_order=True)
+        .group_by("_row", maintain_order=True).agg("word")
+    )
+    words = rows.select("_row").join(missing, on="_row", how="left", maintain_order="left").get_column("word")
+    return words.fill_null(pl.lit([], dtype=pl.List(pl.String))).cast(pl.List(pl.String)).alias("_words")
+
+
 def prepare(bases: pl.DataFrame) -> pl.DataFrame:
     """The columns every family reads, computed once per base translation."""
     tok = pl.col("translation").str.extract_all(TOKEN)
-    return bases.with_columns(tok.alias("_tok"), pl.col("source").str.extract_all(SOURCE_TOKEN).alias("_stok")).with_columns(
+    return bases.with_columns(tok.alias("_tok"), pl.col("source").str.extract_all(SOURCE_TOKEN).alias("_stok"), _missing_words(bases)).with_columns(
         pl.col("_tok").list.join("").alias("_t"),
         pl.col("_tok").list.len().cast(pl.Int64).alias("_n"),
         pl.col("_stok").list.len().cast(pl.Int64).alias("_ns"),
         pl.col("_tok").list.eval(pl.element().filter(pl.element().str.contains(NATIVE))).alias("_native"),
-        pl.col("source").str.extract_all(LATIN_WORD).list.unique().list.set_difference(pl.col("translation").str.extract_all(LATIN_WORD))
-        .list.sort().alias("_words"),
         pl.col("translation").str.extract_all(NUMBER).alias("_nums"),
         pl.col("_tok").list.eval(pl.element().str.len_chars().cum_sum()).cast(pl.List(pl.Int64)).alias("_ends"),
     ).with_columns(

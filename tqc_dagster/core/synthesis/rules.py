@@ -24,8 +24,10 @@ from tqc_dagster.core.synthesis.perturbations import REQUIRES, family, prepare
 
 NAME = "rules"
 RULE_SET = "rules-v2"
-# Variants asked for per sample needed, pass by pass (None: every variant of every base).
-PASSES = (2, 6, None)
+# Texts made per sample a group needs, pass by pass: the first from as few bases as that takes (one variant
+# each where there are enough bases), the second from every base that can show the group, deeper; the last
+# (None) tries every variant of every base, so a group still short has truly run out.
+PASSES = (2, 8, None)
 BASE_COLUMNS = ["base_id", "judge_version", "model", "record_id", "product_category", "target_lang", "source", "translation"]
 
 
@@ -33,16 +35,17 @@ def _seeded(seed: int, *parts: pl.Expr) -> pl.Expr:
     return stable_hash_expr(pl.concat_str([pl.lit(str(seed)), *parts], separator="|"))
 
 
-def _candidates(bases: pl.DataFrame, groups: pl.DataFrame, seed: int, spare: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Perturbed texts for the groups (GROUP_KEYS + `remaining`), and how many bases can show each group.
+def _candidates(bases: pl.DataFrame, groups: pl.DataFrame, seed: int, spare: int | None, first: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Perturbed texts for the groups (GROUP_KEYS + `needed`, `remaining`), and how many bases can show each group.
 
-    Per group the bases that can show it are ordered by a seeded hash; with `spare` about `spare` x remaining
-    texts are made, from as many bases as that takes, the same number of variants from each; without,
-    every variant of every base."""
+    Per group the bases that can show it are ordered by a seeded hash, and each gives its variants in order.
+    The `first` pass makes about `spare` x remaining texts from as few bases as that takes, as many variants
+    from each; a later one about `spare` x needed texts from every base, at least one variant deeper than
+    the first pass went; without `spare`, every variant of every base."""
     made, usable = [], []
     for criterion, bucket in groups.select("criterion", "score_bucket").unique().sort("criterion", "score_bucket").iter_rows():
         perturb = family(criterion, bucket)
-        wanted = groups.filter((pl.col("criterion") == criterion) & (pl.col("score_bucket") == bucket)).select("product_category", "remaining")
+        wanted = groups.filter((pl.col("criterion") == criterion) & (pl.col("score_bucket") == bucket)).select("product_category", "needed", "remaining")
         frame = (
             bases.join(wanted, on="product_category")
             .with_columns(perturb.capacity.cast(pl.Int64).alias("_cap"))
@@ -53,13 +56,17 @@ def _candidates(bases: pl.DataFrame, groups: pl.DataFrame, seed: int, spare: int
         )
         usable.append(frame.group_by("product_category").agg(pl.len().cast(pl.Int64).alias("usable")).with_columns(
             pl.lit(criterion, dtype=pl.Int64).alias("criterion"), pl.lit(bucket, dtype=pl.Int64).alias("score_bucket")))
+        if frame.is_empty():  # no base can show it (and polars 1.44 mistypes some list expressions on empty frames)
+            continue
         if spare is None:
             rounds = pl.col("_cap")
-        else:
+        elif first:
             wanted_texts = pl.col("remaining") * spare
             taken_bases = pl.min_horizontal(pl.col("_usable"), wanted_texts)
             frame = frame.filter(pl.col("_base_rank") < taken_bases)
             rounds = pl.min_horizontal(pl.col("_cap"), (wanted_texts + taken_bases - 1) // taken_bases)
+        else:
+            rounds = pl.min_horizontal(pl.col("_cap"), 1 + (pl.col("needed") * spare + pl.col("_usable") - 1) // pl.col("_usable"))
         frame = frame.with_columns(pl.int_ranges(0, rounds).alias("_v")).explode("_v", empty_as_null=False)
         # Rotated per base, so the first variants of different bases are different kinds of the same defect.
         variant = ((pl.col("_v") + (pl.col("_order") % pl.col("_cap").cast(pl.UInt64)).cast(pl.Int64)) % pl.col("_cap")).alias("variant")
@@ -137,14 +144,16 @@ class RulesBackend:
         flawless = judged.filter((pl.col("origin") == JUDGED) & (pl.col("min_score") == MAX_SCORE))
         bases = prepare(flawless.select(pl.col("sample_id").alias("base_id"), *BASE_COLUMNS[1:]))
         excluded = judged.select("source", pl.col("translation").alias("corrupted")).unique()
-        groups = wanted.select(*GROUP_KEYS, pl.col("needed").alias("remaining"))
+        groups = wanted.select(*GROUP_KEYS, "needed", pl.col("needed").alias("remaining"))
         chosen, usable = [], None
-        for spare in PASSES:
+        for number, spare in enumerate(PASSES):
             if groups.is_empty():
                 break
-            candidates, usable_now = _candidates(bases, groups, seed, spare)
+            candidates, usable_now = _candidates(bases, groups, seed, spare, first=number == 0)
             usable = usable_now if usable is None else pl.concat([usable.join(usable_now, on=GROUP_KEYS, how="anti"), usable_now])
             picked = _choose(candidates, groups, excluded)
+            if picked.is_empty():
+                continue
             chosen.append(picked)
             excluded = pl.concat([excluded, picked.select("source", "corrupted")])
             got = picked.group_by(GROUP_KEYS).agg(pl.len().cast(pl.Int64).alias("got"))
@@ -154,7 +163,6 @@ class RulesBackend:
                 .filter(pl.col("remaining") > 0)
                 .drop("got")
             )
-        chosen = [frame for frame in chosen if not frame.is_empty()]
         synthetic = self._rows(pl.concat(chosen) if chosen else None, seed)
         return SynthesisOutput(synthetic, _report(wanted, synthetic, flawless, usable))
 
@@ -163,7 +171,8 @@ class RulesBackend:
             return with_derived_columns(pl.DataFrame(schema=_EMPTY_SCHEMA), self.thresholds).select(SAMPLE_COLUMNS)
         return with_derived_columns(
             made.with_columns(
-                (pl.col("score_bucket") + 0.5 * (_seeded(seed, pl.col("base_id"), pl.col("corrupted")) % 2)).alias("_score"),
+                # a function of the text alone: the same title and text made in another partition get the same score
+                (pl.col("score_bucket") + 0.5 * (_seeded(seed, pl.col("source"), pl.col("corrupted")) % 2)).alias("_score"),
             ).with_columns(
                 _scores(pl.col("_score")).alias("scores"),
                 _thought().alias("thought"),

@@ -122,8 +122,9 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, thousands_separator=True):
         click.echo(table)
     totals = table.select(pl.exclude("partition").sum())
+    verify = f" (+{totals['verify_requests'][0]:,} judge requests verifying the samples)" if "verify_requests" in totals.columns else ""
     click.echo(
-        f"total: {totals['requests'][0]:,} requests, {totals['input_tokens'][0] + totals['output_tokens'][0]:,} tokens, "
+        f"total: {totals['requests'][0]:,} requests{verify}, {totals['input_tokens'][0] + totals['output_tokens'][0]:,} tokens, "
         f"{totals['hours_at_quota'][0]:.2f} h at quota (partitions run one at a time in the bedrock pool)"
         + ("" if bedrock.price is None else f", ${totals['cost_usd'][0]:,.2f}")
         + ". Rejected samples add requests (up to synthesis.max_requests_per_group per group)."

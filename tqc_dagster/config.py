@@ -18,7 +18,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tqc_dagster.core.export import TEMPLATE_FIELDS
-from tqc_dagster.core.rubric import MAX_SCORE, MIN_SCORE, TARGET_MODELS
+from tqc_dagster.core.judgments import Thresholds
+from tqc_dagster.core.rubric import TARGET_MODELS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV_VAR = "TQC_CONFIG"
@@ -94,7 +95,6 @@ Seed = Annotated[int, Field(ge=-(2**63), lt=2**63)]
 # botocore's own checks, which otherwise fail only when the first client is made.
 Region = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")]
 EndpointUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
-Score = Annotated[float, Field(ge=MIN_SCORE, le=MAX_SCORE)]
 
 
 class JudgeVersion(_Strict):
@@ -105,13 +105,6 @@ class JudgeVersion(_Strict):
 class TranslationModel(_Strict):
     translation_id: int = Field(ge=1, description='the <translation id="N"> of this model in the judge prompt')
     name: Text
-
-
-class LabelThresholds(_Strict):
-    """On the judge's score scale (core.rubric)."""
-
-    simple: Score = 3.0
-    complex: Score = 4.0
 
 
 class Checks(_Strict):
@@ -131,6 +124,17 @@ class Synthesis(_Strict):
     on_shortfall: Literal["warn", "fail"] = Field(
         "warn", description="a group left below min_samples: warn (the run goes on) or fail (a blocking check stops what follows)"
     )
+    verify_with_judge: bool = Field(
+        False, description="bedrock backend: keep a sample only when the judge model, sent the real judge prompt, puts it in its group"
+    )
+    judge_model: Text | None = Field(None, description="model id of the verifying judge; null: the partition's judge_versions.<v>.judge_model")
+
+    @field_validator("verify_with_judge")
+    @classmethod
+    def _bedrock_samples_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("backend") == "rules":
+            raise ValueError("needs backend: bedrock (the rules backend's samples are not judged)")
+        return value
 
 
 class S3(_Strict):
@@ -267,7 +271,7 @@ class TqcConfig(_Strict):
     storage_root: Location = Field(description="a local folder or s3://bucket/prefix")
     judge_versions: dict[JudgeVersionName, JudgeVersion]
     models: dict[ModelName, TranslationModel]
-    labels: LabelThresholds = LabelThresholds()
+    labels: Thresholds = Thresholds()
     checks: Checks = Checks()
     s3: S3 = S3()
     synthesis: Synthesis = Synthesis()
@@ -304,6 +308,12 @@ class TqcConfig(_Strict):
                 )
             owner[model.translation_id] = name
         return value
+
+    def verifying_judge(self, judge_version: str) -> str | None:
+        """The model id that verifies the synthetic samples of a judge version's partitions, None when verification is off."""
+        if not self.synthesis.verify_with_judge:
+            return None
+        return self.synthesis.judge_model or self.judge_versions[judge_version].judge_model
 
     @property
     def judge_version_names(self) -> list[str]:

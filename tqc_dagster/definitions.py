@@ -34,11 +34,10 @@ AUTOMATION_SENSOR = "follow_upstream"
 
 @dataclass(frozen=True)
 class Stage:
-    """A pipeline stage: its job, its assets and the partitions its runs take."""
+    """A pipeline stage: its job and its assets (the job's runs take the partitions of its assets)."""
 
     job: str
     assets: tuple[str, ...]
-    partitions: str  # "judge_version", "sample" (judge_version x model) or "model"
     description: str
 
     @property
@@ -55,12 +54,12 @@ def checks_of(asset_checks: list[dg.AssetChecksDefinition], assets: tuple[str, .
 # splits needs every judge's samples, so agreement and judgments both come before it).
 # Job names must differ from every asset's op name (Dagster keeps one namespace for both).
 STAGES = (
-    Stage("ingest", (RECORDS,), "judge_version", "Read one judge version's batch outputs once, for all models."),
-    Stage("judgments", (RAW, PROCESSED, QUARANTINED), "sample", "Validate one model's judgments: samples and quarantine."),
-    Stage("agreement", (AGREEMENT,), "model", "Agreement of the two judge versions on one model's translations."),
-    Stage("synthesis", (SYNTHETIC_SAMPLES,), "sample", "Top up the rare groups of one partition with synthetic samples."),
-    Stage("splits", (TRAINSET, TESTSET, BALANCED), "sample", "The leak-free split and the balanced trainset of one partition."),
-    Stage("publish_exports", (EXPORTS,), "judge_version", "The fine-tuning exports of one judge version (both models)."),
+    Stage("ingest", (RECORDS,), "Read one judge version's batch outputs once, for all models."),
+    Stage("judgments", (RAW, PROCESSED, QUARANTINED), "Validate one model's judgments: samples and quarantine."),
+    Stage("agreement", (AGREEMENT,), "Agreement of the two judge versions on one model's translations."),
+    Stage("synthesis", (SYNTHETIC_SAMPLES,), "Top up the rare groups of one partition with synthetic samples."),
+    Stage("splits", (TRAINSET, TESTSET, BALANCED), "The leak-free split and the balanced trainset of one partition."),
+    Stage("publish_exports", (EXPORTS,), "The fine-tuning exports of one judge version (both models)."),
 )
 
 

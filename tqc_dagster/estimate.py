@@ -3,6 +3,8 @@
 From the stored processed samples: per partition the groups to top up, samples to make,
 requests, tokens, wall time at the configured quota and cost. The prompts are the real
 ones the backend would send first, so the token figures follow the real prompt size.
+With synthesis.verify_with_judge, every sample to make is also one judge request
+(`verify_requests`, its tokens in the token columns, its cost at the judge model's price).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.bedrock.client import BYTES_PER_TOKEN, estimate_input_tokens
 from tqc_dagster.config import ConfigError, TqcConfig
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits
+from tqc_dagster.core.judge_prompt import JUDGE_SYSTEM_PROMPT
 from tqc_dagster.core.synthesis.bedrock import SAMPLE_KEYS, SYSTEM_PROMPT, group_examples, group_language, group_request, judged_groups
+from tqc_dagster.core.synthesis.verify import judge_messages
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.stores import store_for
 
@@ -30,11 +34,22 @@ def _request_tokens(group: pl.DataFrame, key: tuple, per_request: int, seed: int
     return estimate_input_tokens(request), math.ceil(per_request * sample_bytes / BYTES_PER_TOKEN)
 
 
-def estimate_partition(samples: pl.DataFrame, config: TqcConfig) -> dict:
+def _judge_tokens(group: pl.DataFrame, seed: int) -> tuple[int, int]:
+    """(input tokens, expected output tokens) of the judge request verifying one sample of a group, its first example
+    standing in for the sample (the answer: that example's thought and scores for both translation ids)."""
+    example = group_examples(group, "0.0", seed)[0]
+    request = {"messages": judge_messages(example["source"], example["translation"], example["target_lang"]), "system": [{"text": JUDGE_SYSTEM_PROMPT}]}
+    answer = json.dumps([{"id": i, "thought": example["thought"], "scores": example["scores"]} for i in (1, 2)], ensure_ascii=False)
+    return estimate_input_tokens(request), math.ceil(len(answer.encode()) / BYTES_PER_TOKEN)
+
+
+def estimate_partition(samples: pl.DataFrame, config: TqcConfig, judge_version: str) -> dict:
+    """The figures of one partition (`judge_version` names the verifying judge); `verify_requests` only with verification."""
     synthesis, bedrock = config.synthesis, config.bedrock
+    judge_model = config.verifying_judge(judge_version)
     wanted = deficits(samples, synthesis.min_samples)
     groups = judged_groups(samples)
-    requests = input_tokens = output_tokens = 0
+    requests = input_tokens = output_tokens = verify_requests = verify_input = verify_output = 0
     for row in wanted.iter_rows(named=True):
         key = tuple(row[k] for k in GROUP_KEYS)
         count = math.ceil(row["needed"] / synthesis.samples_per_request)
@@ -42,16 +57,26 @@ def estimate_partition(samples: pl.DataFrame, config: TqcConfig) -> dict:
         requests += count
         input_tokens += count * per_input
         output_tokens += count * min(per_output, bedrock.max_tokens)
-    minutes = max(requests / bedrock.requests_per_minute, (input_tokens + output_tokens) / bedrock.tokens_per_minute)
-    price = bedrock.price
+        if judge_model:
+            judge_input, judge_output = _judge_tokens(groups[key], synthesis.seed)
+            verify_requests += row["needed"]
+            verify_input += row["needed"] * judge_input
+            verify_output += row["needed"] * min(judge_output, bedrock.max_tokens)
+    # Generation and verification take turns (a round of each), so their requests add up against the quota.
+    tokens = input_tokens + output_tokens + verify_input + verify_output
+    minutes = max((requests + verify_requests) / bedrock.requests_per_minute, tokens / bedrock.tokens_per_minute)
+    by_model = [(bedrock.model_id, input_tokens, output_tokens)] + ([(judge_model, verify_input, verify_output)] if judge_model else [])
+    prices = [bedrock.prices.get(model) for model, _, _ in by_model]
+    cost = None if None in prices else sum((i * price.input + o * price.output) / 1e6 for price, (_, i, o) in zip(prices, by_model))
     return {
         "groups": wanted.height,
         "samples_to_make": int(wanted.get_column("needed").sum() or 0),
         "requests": requests,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
+        **({"verify_requests": verify_requests} if judge_model else {}),
+        "input_tokens": input_tokens + verify_input,
+        "output_tokens": output_tokens + verify_output,
         "hours_at_quota": round(minutes / 60, 2),
-        "cost_usd": None if price is None else round((input_tokens * price.input + output_tokens * price.output) / 1e6, 2),
+        "cost_usd": None if cost is None else round(cost, 2),
     }
 
 
@@ -65,5 +90,5 @@ def estimate(config: TqcConfig, partitions: list[tuple[str, str]]) -> pl.DataFra
                 f"{PROCESSED} of {judge_version}|{model} is not materialized ({path}); run "
                 f"tqc run --partition '{judge_version}|{model}' --select judge_records,raw_judgments,processed_samples,quarantined_judgments"
             )
-        rows.append({"partition": f"{judge_version}|{model}", **estimate_partition(store.read_parquet(path), config)})
+        rows.append({"partition": f"{judge_version}|{model}", **estimate_partition(store.read_parquet(path), config, judge_version)})
     return pl.DataFrame(rows)

@@ -25,7 +25,7 @@ from dagster._core.utils import make_new_run_id
 from tqc_dagster.assets.ingest import PROCESSED, RECORDS
 from tqc_dagster.blocking import Block, blocked_parents, gating_checks
 from tqc_dagster.config import ConfigError, TqcConfig
-from tqc_dagster.definitions import STAGES, build_definitions
+from tqc_dagster.definitions import STAGES, Stage, build_definitions
 from tqc_dagster.partitions import partition_key, split_key
 from tqc_dagster.run_monitoring import release_dead_runs
 from tqc_dagster.stores import input_files
@@ -124,29 +124,50 @@ def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, key, 
     return StageRun(job, partition, FAILED, run_id, problems, warnings, seconds)
 
 
-def _stage_partitions(config: TqcConfig, keys: list[dg.MultiPartitionKey], stored: Callable[[str], bool]) -> dict[str, list]:
-    """The partitions each kind of stage runs for. Agreement runs for every model whose samples of a compared judge
-    version are in this run (as the UI backfill of a judge version refreshes it), once the other judge's samples
-    are in the run too or stored (`stored(partition)`)."""
-    chosen = {split_key(key) for key in keys}
-    judges = config.agreement.judges
-    return {
-        "judge_version": sorted({judge_version for judge_version, _ in chosen}),
-        "sample": keys,
-        "model": sorted(
-            {
-                model
-                for judge_version, model in chosen
-                if judge_version in judges and all((judge, model) in chosen or stored(f"{judge}|{model}") for judge in judges)
-            }
-        ),
-    }
+def stage_keys(defs: dg.Definitions, stage: Stage, keys: list[dg.MultiPartitionKey], stored: Callable[[str, str], bool]) -> tuple[list, list[str]]:
+    """The partitions of `stage`'s job that a run of the sample partitions `keys` refreshes, as the UI's backfill of
+    them does, and why the others it reaches wait: (keys to run, reasons).
+
+    The job's partitions definition decides: a judge_version x model job runs `keys`; a job partitioned by one
+    dimension (judge_version, model) runs each partition that one of `keys` falls in. A stage that reads every
+    sample partition of its own (exports: both models of a version; judge_agreement: every judge version of a
+    model) runs only once each of them is in this run or stored (`stored(asset, partition)`), else it waits.
+    """
+    partitions_def = defs.resolve_job_def(stage.job).partitions_def
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        return keys, []
+    graph = defs.resolve_asset_graph()
+    samples_def = graph.get(dg.AssetKey(PROCESSED)).partitions_def
+    dimension = next(d.name for d in samples_def.partitions_defs if d.partitions_def == partitions_def)
+    inputs = sorted(
+        {parent.to_user_string() for asset in stage.assets for parent in graph.get(dg.AssetKey(asset)).parent_keys} - set(stage.assets)
+    )
+    chosen = {str(key) for key in keys}
+    due, waiting = [], []
+    for partition in partitions_def.get_partition_keys():
+        read = [str(key) for key in samples_def.get_partition_keys() if key.keys_by_dimension[dimension] == partition]
+        if chosen.isdisjoint(read):
+            continue
+        missing = [key for key in read if key not in chosen and not all(stored(asset, key) for asset in inputs)]
+        if missing:
+            waiting.append(f"{', '.join(stage.assets)} {partition}: waits for {', '.join(missing)} (not stored, not in this run)")
+        else:
+            due.append(partition)
+    return due, waiting
 
 
 def latest_run_id(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
     """The run of the asset partition's latest materialization (None: never materialized)."""
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
     return records[0].run_id if records else None
+
+
+def _due(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage, keys: list[dg.MultiPartitionKey]) -> list:
+    """stage_keys on this instance, saying which partitions wait and for what."""
+    due, waiting = stage_keys(defs, stage, keys, lambda asset, partition: latest_run_id(instance, asset, partition) is not None)
+    for reason in waiting:
+        click.echo(reason)
+    return due
 
 
 def _busy(instance: dg.DagsterInstance, assets: list[str], partition: str) -> list[Block]:
@@ -183,10 +204,9 @@ def materialize_partitions(config: TqcConfig, requested: list[str], selection: s
     with dg.DagsterInstance.get() as instance:
         for run_id in release_dead_runs(instance):
             click.echo(f"run {run_id}: its process is gone (killed or crashed); marked failed, its pool slots freed")
-        partitions = _stage_partitions(config, keys, lambda partition: latest_run_id(instance, PROCESSED, partition) is not None)
         for stage in STAGES:
             chosen = [name for name in stage.assets if name in names]
-            for key in partitions[stage.partitions] if chosen else []:
+            for key in _due(defs, instance, stage, keys) if chosen else []:
                 partition = str(key)
                 blocked = blocked_parents(instance, graph, chosen, partition, failed_here, blocking) or _busy(instance, chosen, partition)
                 if blocked:
@@ -208,9 +228,9 @@ def check_stored(config: TqcConfig, requested: list[str], home: Path) -> RunOutc
     jobs = {job.name for job in defs.resolve_all_job_defs()}
     runs = []
     with dg.DagsterInstance.get() as instance:
-        partitions = _stage_partitions(config, selected_partitions(config, requested), lambda partition: latest_run_id(instance, PROCESSED, partition) is not None)
+        keys = selected_partitions(config, requested)
         for stage in STAGES:
-            for key in partitions[stage.partitions] if stage.check_job in jobs else []:
+            for key in _due(defs, instance, stage, keys) if stage.check_job in jobs else []:
                 click.echo(f"checking {', '.join(stage.assets)} for {key} ...", nl=False)
                 runs.append(_execute(defs, instance, stage.check_job, key, None))
                 click.echo(f" {runs[-1].status} ({runs[-1].seconds:.1f} s)")

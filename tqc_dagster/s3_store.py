@@ -19,7 +19,7 @@ import polars as pl
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
-from tqc_dagster.stores import S3_SCHEME, SUCCESS_MARKER, WILDCARDS, FileState, LocalStore, StorageError
+from tqc_dagster.stores import S3_SCHEME, SUCCESS_MARKER, WILDCARDS, FileState, StorageError
 
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
@@ -66,6 +66,8 @@ class S3Store:
         if settings not in _CLIENTS:
             _CLIENTS[settings] = resource.get_client()
         self.client = _CLIENTS[settings]
+        self.endpoint_url = resource.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        self.region = resource.region_name or self.client.meta.region_name
 
     @contextmanager
     def _errors(self, uri: str) -> Iterator[None]:
@@ -171,8 +173,15 @@ class S3Store:
             return pl.read_parquet(path)
 
     def parquet_rows(self, uri: str) -> int:
-        with self.local_copy(uri) as path:
-            return LocalStore().parquet_rows(path)
+        """From the file's footer, which polars' own S3 reader fetches with ranged GETs (never the whole object);
+        credentials from boto3's default chain (polars' CredentialProviderAWS), the endpoint and region of this store."""
+        options = {"aws_region": self.region} if self.region else {}
+        if self.endpoint_url:
+            options |= {"aws_endpoint_url": self.endpoint_url, "aws_allow_http": str(self.endpoint_url.startswith("http://")).lower()}
+        try:
+            return pl.scan_parquet(uri, storage_options=options, credential_provider=pl.CredentialProviderAWS()).select(pl.len()).collect().item()
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise StorageError(f"{uri}: cannot read the parquet footer: {error}") from None
 
     def _upload(self, path: str, uri: str) -> None:
         bucket, key = _split(uri)

@@ -30,7 +30,7 @@ from typing import Self
 from tqc_dagster.bedrock.cache import request_key
 from tqc_dagster.bedrock.client import ConverseClient
 from tqc_dagster.bedrock.limiter import RateLimiter
-from tqc_dagster_tests.fake_bedrock import HANG_GUARD_S, REQUEST_SPEC, FakeBedrock
+from tqc_dagster_tests.fake_bedrock import HANG_GUARD_S, JUDGED_TRANSLATION, REQUEST_SPEC, FakeBedrock, prompt_text
 
 # Dummy credentials only; tests must never see real ones. The markers are unusual so a leak is easy to find.
 DUMMY_ACCESS_KEY = "AKIATESTDUMMYKEY0001"
@@ -92,14 +92,16 @@ class RecordingFakeBedrock(FakeBedrock):
             number = self._count
             self._count += 1
         answer = self.script(number, request) if self.script else None
+        prompt = prompt_text(request)
         if answer is None:
             answer = super().respond(model_id, body)
             kind = classify_answer(request, *answer)
+            if answer[0] == 200 and JUDGED_TRANSLATION.search(prompt):
+                kind = f"judge_{self.judge_verdict(prompt)}"  # agree | disagree | unreadable
         else:
             kind = "scripted"
         status, _, payload = answer
         usage = payload.get("usage", {}) if status == 200 else {}
-        prompt = "".join(block.get("text", "") for message in request.get("messages", []) for block in message.get("content", []))
         system = "".join(block.get("text", "") for block in request.get("system", []))
         tokens = usage.get("inputTokens", 0) + usage.get("outputTokens", 0)
         with self._served_lock:
@@ -119,8 +121,7 @@ def classify_answer(request: dict, status: int, headers: dict, payload: dict) ->
         samples = json.loads(text)
     except json.JSONDecodeError:
         return "malformed"
-    prompt = "".join(block.get("text", "") for message in request["messages"] for block in message["content"])
-    match = REQUEST_SPEC.search(prompt)
+    match = REQUEST_SPEC.search(prompt_text(request))
     if samples and match:
         bucket = json.loads(match.group(1))["score_range"][0]
         if int(min(samples[0]["scores"])) != bucket:

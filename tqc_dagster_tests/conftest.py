@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 DEMO_RECORDS = 400
+# moto's request recorder (s3_server.recording) writes its log to this file, read when moto is first imported:
+# set before any test module imports it, so nothing lands in the working tree.
+os.environ.setdefault("MOTO_RECORDER_FILEPATH", os.path.join(tempfile.gettempdir(), f"tqc-moto-recording-{os.getpid()}"))
 
 
 def write_config(folder: Path, demo_dir: Path, **overrides) -> Path:
@@ -76,3 +83,26 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.delenv("TQC_CONFIG", raising=False)
     return tmp_path
+
+
+@dataclass(frozen=True)
+class FullRun:
+    """A project folder (tqc.yaml, lake/, dagster_home/) after `tqc run` of every asset and partition."""
+
+    config_path: Path
+    output: str
+
+    def copy(self, folder: Path) -> Path:
+        """The whole project copied into `folder` (its lake and its instance): the copy's config path.
+        Tests that change the lake, rerun or check work on a copy, so the shared run stays as it was made."""
+        shutil.copytree(self.config_path.parent, folder)
+        return folder / self.config_path.name
+
+
+@pytest.fixture(scope="session")
+def full_run(demo_dir, tmp_path_factory) -> FullRun:
+    """One `tqc run` of the whole graph on the demo data, computed once per test session and shared: read it,
+    never change it (`full_run.copy(folder)` for a project of your own)."""
+    config_path, result = run_project(tmp_path_factory.mktemp("full_run") / "project", demo_dir)
+    assert result.exit_code == 0, result.output
+    return FullRun(config_path, result.output)

@@ -2,7 +2,8 @@
 
 boto3 talks to it through `endpoint_url`, so botocore's real request signing, error parsing
 and timeouts are exercised. It answers synthesis requests with generated samples of the
-requested group, and injects throttling (HTTP 429 ThrottlingException), 5xx, latency and
+requested group, judge prompts with a judge array in the real format (agreeing with a sample it
+generated, or not, by `Faults.judge_disagree` / `judge_unreadable`), and injects throttling (HTTP 429 ThrottlingException), 5xx, latency and
 malformed model output on demand. Every request is logged with its arrival time, on `clock`
 (real by default; tests on simulated time pass theirs). Tests synchronize on what the server did,
 never on sleeps: `wait_for` blocks until a condition on the log holds, `client_hung_up` lets a
@@ -26,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 REQUEST_SPEC = re.compile(r"<request>(.*?)</request>", re.S)
+# A judge prompt (the real jobs' layout): translation 1's text, read by its delimiters.
+JUDGED_TRANSLATION = re.compile(r'<translations target_lang="[^"]*">\n<translation id="1">\n<translator>[^<]*</translator>\n<content>(.*?)</content>', re.S)
 PATH = re.compile(r"^/model/(?P<model>[^/]+)/converse$")
 
 
@@ -39,6 +42,10 @@ class Faults:
     wrong_bucket: float = 0.0
     latency: tuple[float, float] = (0.0, 0.0)
     validation_error: bool = False
+    # Judge prompts: shares of translations the judge puts in another group, or answers without a judge array.
+    # Decided per translation text (a hash), not per request: a rerun gets the same verdict.
+    judge_disagree: float = 0.0
+    judge_unreadable: float = 0.0
 
 
 @dataclass
@@ -76,6 +83,7 @@ class FakeBedrock:
         self._changed = threading.Condition(self._lock)  # notified whenever a request is logged or finished
         self._current = threading.local()  # the request a handler thread is serving
         self.in_progress = 0  # requests being handled (arrived, answer not yet sent)
+        self.made: dict[str, list[float]] = {}  # translation -> scores of every sample this fake generated
         self.arrived = threading.Event()
         self.release = threading.Event()
         fake = self
@@ -175,20 +183,60 @@ class FakeBedrock:
             return 429, {"x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"}, {"message": "Too many requests, please wait before trying again."}
         if server_error < self.faults.server_error:
             return 503, {"x-amzn-ErrorType": "ServiceUnavailableException:http://internal.amazon.com/coral/com.amazon.bedrock/"}, {"message": "Service unavailable"}
-        request = json.loads(body)
-        prompt = "".join(block.get("text", "") for message in request["messages"] for block in message["content"])
-        if malformed < self.faults.malformed:
+        prompt = prompt_text(json.loads(body))
+        stop_reason = "end_turn"
+        if JUDGED_TRANSLATION.search(prompt):
+            text, stop_reason = self.judge_text(prompt), "stop_sequence"
+        elif malformed < self.faults.malformed:
             text = "I'm sorry, here are the samples: [{\"source\": \"broken"
         else:
-            text = json.dumps(generated_samples(prompt, shift_bucket=wrong_bucket < self.faults.wrong_bucket), ensure_ascii=False)
+            samples = generated_samples(prompt, shift_bucket=wrong_bucket < self.faults.wrong_bucket)
+            with self._lock:
+                self.made.update((sample["translation"], sample["scores"]) for sample in samples)
+            text = json.dumps(samples, ensure_ascii=False)
         input_tokens = math.ceil(len(body) / 4)
         output_tokens = math.ceil(len(text.encode()) / 4)
         return 200, {}, {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": "end_turn",
+            "stopReason": stop_reason,
             "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
             "metrics": {"latencyMs": int(latency * 1000)},
         }
+
+    def judge_verdict(self, prompt: str) -> str:
+        """What the judge does with a judge prompt's translation: agree, disagree or unreadable (a pure function of its text)."""
+        share = int(hashlib.sha256(JUDGED_TRANSLATION.search(prompt).group(1).encode()).hexdigest()[:12], 16) / 16**12
+        if share < self.faults.judge_unreadable:
+            return "unreadable"
+        return "disagree" if share < self.faults.judge_unreadable + self.faults.judge_disagree else "agree"
+
+    def judge_text(self, prompt: str) -> str:
+        """The judge's answer after the ```json prefill, in the real jobs' format: one entry per translation id.
+
+        agree: the generated sample's scores with its low score moved by half a point inside its bucket
+        (so a kept sample shows the judge's scores, not the generator's); disagree: the low score two
+        buckets away; a translation this fake never generated is flawless; unreadable: prose, no array.
+        """
+        verdict = self.judge_verdict(prompt)
+        if verdict == "unreadable":
+            return "I cannot score these translations without more context."
+        with self._lock:
+            scores = list(self.made.get(JUDGED_TRANSLATION.search(prompt).group(1), [5.0] * 7))
+        low = min(range(7), key=lambda c: (scores[c], c))
+        if scores[low] < 5.0:
+            bucket = math.floor(scores[low])
+            half = 0.0 if scores[low] > bucket else 0.5
+            scores[low] = ((bucket + 2) % 5 if verdict == "disagree" else bucket) + half
+        entries = [
+            {"id": 1, "thought": f"Criterion {low} loses points: the judge sees a concrete problem.", "scores": scores},
+            {"id": 2, "thought": "The translation is missing or empty.", "scores": [0.0] * 7},
+        ]
+        return "\n" + json.dumps(entries, ensure_ascii=False) + "\n"
+
+
+def prompt_text(request: dict) -> str:
+    """The text of a Converse request's messages (a judge request's ends with the assistant prefill)."""
+    return "".join(block.get("text", "") for message in request.get("messages", []) for block in message.get("content", []))
 
 
 def generated_samples(prompt: str, shift_bucket: bool = False) -> list[dict]:

@@ -120,10 +120,23 @@ class S3Server:
     def read(self, bucket: str, key: str) -> bytes:
         return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def _post(self, path: str, body: bytes = b"") -> dict:
+    def _post(self, path: str, body: bytes = b"") -> None:
         request = urllib.request.Request(f"{self.url}/moto-api/{path}", data=body, method="POST", headers={"Content-Type": "text/plain"})
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"{}")
+            response.read()
+
+    @contextmanager
+    def recording(self) -> Iterator[list[dict]]:
+        """The requests the server receives inside the block (moto's recorder): method, url, headers, ..."""
+        requests: list[dict] = []
+        self._post("recorder/reset-recording")
+        self._post("recorder/start-recording")
+        try:
+            yield requests
+        finally:
+            self._post("recorder/stop-recording")
+            with urllib.request.urlopen(f"{self.url}/moto-api/recorder/download-recording", timeout=10) as response:
+                requests.extend(json.loads(line) for line in response.read().decode().splitlines() if line.strip())
 
     def reset(self) -> None:
         """Forget every bucket, object and IAM user (moto's state is per process)."""

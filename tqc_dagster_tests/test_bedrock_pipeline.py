@@ -35,6 +35,7 @@ def test_run_synthesizes_through_bedrock_and_reports_usage(demo_dir, tmp_path, i
     with dg.DagsterInstance.get() as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("synthetic_samples"))
         usage = event.asset_materialization.metadata["bedrock"].value
+        assert "judge_verification" not in event.asset_materialization.metadata  # verification is off by default
     assert usage["answered"] > 0 and usage["requests"] == usage["answered"] + usage["throttles"]
     assert "estimated_cost_usd" in usage and "fake-secret" not in str(usage)
 

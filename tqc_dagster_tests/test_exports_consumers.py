@@ -23,11 +23,9 @@ TARGET_MODELS = ("simple", "complex")
 
 
 @pytest.fixture(scope="module")
-def exported(demo_dir, tmp_path_factory):
-    """`tqc run` of judge version v1 on the demo data: the config and exports/v1/."""
-    config_path, result = run_project(tmp_path_factory.mktemp("consumers"), demo_dir, "--judge-version", "v1")
-    assert result.exit_code == 0, result.output
-    config = load_config(config_path)
+def exported(full_run):
+    """The session's full `tqc run` on the demo data (read only): the config and exports/v1/."""
+    config = load_config(full_run.config_path)
     return config, Path(config.storage_root) / "exports" / "v1"
 
 
@@ -117,8 +115,8 @@ def test_the_cards_hold_tags_provenance_and_no_machine_path(exported):
 def test_the_exports_page_shows_the_cards_and_the_creation_time(exported):
     config, root = exported
     with dg.DagsterInstance.from_config(str(Path(config.config_path).parent / "dagster_home")) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("exports"))
-    metadata = event.asset_materialization.metadata
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(dg.AssetKey("exports"), asset_partitions=["v1"]), limit=1).records
+    metadata = records[0].asset_materialization.metadata
     for target_model in TARGET_MODELS:
         assert isinstance(metadata[f"dataset_card_{target_model}"], dg.MarkdownMetadataValue)
         assert metadata[f"dataset_card_{target_model}"].value == (root / target_model / "README.md").read_text()
@@ -128,11 +126,12 @@ def test_the_exports_page_shows_the_cards_and_the_creation_time(exported):
     assert not any(metadata["created_at"].value in path.read_text() for path in root.rglob("README.md"))
 
 
-def test_a_rerun_clears_what_killed_runs_left_and_writes_the_same_exports(exported, demo_dir):
-    """Last in the module: it reruns v1. A killed parquet write leaves `<file>.tmp-*`, a killed publish its staging
-    (`.v1.tmp-*`) or the retired previous set (`.v1.old-*`); the rerun removes them and publishes identical files."""
-    config, root = exported
+def test_a_rerun_clears_what_killed_runs_left_and_writes_the_same_exports(full_run, demo_dir, tmp_path):
+    """A killed parquet write leaves `<file>.tmp-*`, a killed publish its staging (`.v1.tmp-*`) or the retired
+    previous set (`.v1.old-*`); a rerun of v1 removes them and publishes identical files."""
+    config = load_config(full_run.copy(tmp_path / "project"))
     lake = Path(config.storage_root)
+    root = lake / "exports" / "v1"
     before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
     leftovers = [lake / "trainset/v1/model_a.parquet.tmp-0badc0de", lake / "exports/.v1.tmp-0badc0de/simple/sft/train.jsonl",
                  lake / "exports/.v1.old-0badc0de/complex/README.md"]
@@ -142,5 +141,5 @@ def test_a_rerun_clears_what_killed_runs_left_and_writes_the_same_exports(export
     _, result = run_project(Path(config.config_path).parent, demo_dir, "--judge-version", "v1")
     assert result.exit_code == 0, result.output
     assert not [path for path in leftovers if path.exists()] and not list(lake.rglob("*.tmp-*"))
-    assert sorted(path.name for path in (lake / "exports").iterdir()) == ["v1"]
+    assert sorted(path.name for path in (lake / "exports").iterdir()) == ["v1", "v2"]
     assert {path: path.read_bytes() for path in root.rglob("*") if path.is_file()} == before

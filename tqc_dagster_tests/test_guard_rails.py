@@ -108,9 +108,9 @@ def test_a_run_on_a_blocked_partition_fails_at_loading_and_says_why(strict_proje
     assert not Path(asset_path(load_config(strict_project).storage_root, "synthetic_samples", "v2", "model_a")).exists()
 
 
-def test_exports_that_fail_verification_are_not_published_and_the_previous_ones_stay(demo_dir, tmp_path, isolated_env):
-    config_path = write_config(tmp_path / "project", demo_dir)
-    assert tqc("run", "--config", str(config_path), "--judge-version", "v1").exit_code == 0
+def test_exports_that_fail_verification_are_not_published_and_the_previous_ones_stay(full_run, tmp_path, monkeypatch):
+    config_path = full_run.copy(tmp_path / "project")
+    monkeypatch.setenv("DAGSTER_HOME", str(config_path.parent / "dagster_home"))  # the copy's instance
     config = load_config(config_path)
     folder = Path(config.storage_root) / "exports" / "v1"
     published = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}

@@ -314,7 +314,7 @@ def test_derived_columns(tmp_path, scores, min_score, criterion, target_model, b
         ([5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 3.5], jd.Thresholds(simple=3.0, complex=3.5), "positive"),
         ([2.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0], jd.Thresholds(simple=2.0, complex=5.0), "positive"),
         (FIVE, jd.Thresholds(simple=0.0, complex=5.0), "positive"),  # 5.0 is not below 5.0
-        (FIVE, jd.Thresholds(simple=0.0, complex=5.01), "negative"),
+        ([5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 4.5], jd.Thresholds(simple=0.0, complex=5.0), "negative"),
     ],
 )
 def test_label_uses_the_configured_thresholds(tmp_path, scores, thresholds, label):

@@ -16,7 +16,7 @@ from tqc_dagster.config import load_config
 from tqc_dagster.core.judgments import QUARANTINE_REASONS
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import QuarantinedJudgments, RawJudgments, Samples
-from tqc_dagster_tests.conftest import run_project, write_config
+from tqc_dagster_tests.conftest import write_config
 
 ASSETS = ["raw_judgments", "processed_samples", "quarantined_judgments"]
 SAMPLE_ASSETS = ["synthetic_samples", "trainset", "testset", "balanced_trainset"]
@@ -28,10 +28,9 @@ def tqc(*args: str):
 
 
 @pytest.fixture(scope="module")
-def project(demo_dir, tmp_path_factory):
-    """One full `tqc run` of every asset and partition, shared by the tests of this module."""
-    config_path, result = run_project(tmp_path_factory.mktemp("project"), demo_dir)
-    return load_config(config_path), result
+def project(full_run):
+    """The session's full `tqc run` of every asset and partition (read only): the config and the CLI output."""
+    return load_config(full_run.config_path), full_run.output
 
 
 def read(config, asset: str, partition: str) -> pl.DataFrame:
@@ -40,8 +39,7 @@ def read(config, asset: str, partition: str) -> pl.DataFrame:
 
 
 def test_run_materializes_every_asset_of_every_partition(project):
-    config, result = project
-    assert result.exit_code == 0, result.output
+    config, output = project
     for asset in ASSETS + SAMPLE_ASSETS:
         for partition in PARTITIONS:
             assert Path(asset_path(config.storage_root, asset, *partition.split("|"))).exists()
@@ -51,7 +49,7 @@ def test_run_materializes_every_asset_of_every_partition(project):
             for name in ("sft/train.jsonl", "sft/test.jsonl", "llamafactory/dataset_info.json", "bedrock/train.jsonl", "grpo/test.parquet", "README.md"):
                 assert (folder / name).exists(), folder / name
     for heading in ("rows per asset and partition", "by reason", "export lines per judge version", "judge agreement (weighted kappa", "next:"):
-        assert heading in result.output
+        assert heading in output
 
 
 def test_every_line_is_a_sample_a_quarantined_row_or_a_duplicate(project, demo_dir):
@@ -117,8 +115,8 @@ def stored_bytes(storage_root: str) -> dict[str, bytes]:
     return {str(path.relative_to(storage_root)): path.read_bytes() for path in sorted(Path(storage_root).rglob("*")) if path.is_file()}
 
 
-def test_rerun_gives_byte_identical_outputs_and_exports(project):
-    config, _ = project
+def test_rerun_gives_byte_identical_outputs_and_exports(full_run, tmp_path):
+    config = load_config(full_run.copy(tmp_path / "project"))
     before = stored_bytes(config.storage_root)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("DAGSTER_HOME", raising=False)
@@ -185,7 +183,7 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
 def test_groups_synthesis_left_short_are_in_the_metadata_and_the_dataset_card(project):
     from tqc_dagster.assets.exports import synthesis_shortfalls
 
-    config, result = project
+    config, output = project
     with dg.DagsterInstance.from_config(str(Path(config.config_path).parent / "dagster_home")) as instance:
         short = synthesis_shortfalls(instance, "v1", config.model_names)
     assert short is not None and short.height > 0  # 400 records: some categories have too few flawless bases
@@ -194,4 +192,4 @@ def test_groups_synthesis_left_short_are_in_the_metadata_and_the_dataset_card(pr
     section = card.split("## Synthetic samples\n\n", 1)[1].split("\n## ", 1)[0]
     assert f"Rare groups left short by synthesis: {short.height} groups, {short['unfilled'].sum()} samples short" in section
     assert all(row["why"] in section for row in short.iter_rows(named=True))
-    assert "synthetic share of balanced_trainset per criterion" in result.output
+    assert "synthetic share of balanced_trainset per criterion" in output

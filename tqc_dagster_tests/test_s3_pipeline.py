@@ -18,10 +18,7 @@ glob that matches nothing.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,24 +28,20 @@ import yaml
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-import tqc_dagster
 from tqc_dagster.assets.ingest import RECORDS as JUDGE_RECORDS
 from tqc_dagster.cli import main
 from tqc_dagster.config import ConfigError, load_config
 from tqc_dagster.definitions import build_definitions
-from tqc_dagster.demo_data import write_demo_data
 from tqc_dagster.stores import SUCCESS_MARKER, input_files
 from tqc_dagster_tests.conftest import write_config
 from tqc_dagster_tests.s3_server import REGION, s3_server  # noqa: F401  (module-scoped fixture)
 
-RECORDS = 150
 INPUT_PREFIX = "amazon-review-product-meta-data/batch-inference-output"
 LAKE_PREFIX = "finetune_based_translation/lake"
 JUDGE_VERSIONS = ("v1", "v2")  # the whole graph; ("v1",) would halve the module's ~30 s
 TARGET_MODELS = ("simple", "complex")
 CONFIG_SECTION = "## Config that made it"
 PROVENANCE = "## What made it"
-PACKAGE_ROOT = str(Path(tqc_dagster.__file__).resolve().parents[1])
 
 
 def tqc(*args: str):
@@ -77,54 +70,29 @@ def s3_inputs(bucket: str, prefix: str = INPUT_PREFIX) -> dict:
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo_s3")
-    write_demo_data(folder, records=RECORDS, seed=7)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def input_bucket(s3_server, small_demo) -> str:
+def input_bucket(s3_server, demo_dir) -> str:
     bucket = s3_server.new_bucket("batch")
-    s3_server.upload_tree(small_demo / "raw", bucket, INPUT_PREFIX)
+    s3_server.upload_tree(demo_dir / "raw", bucket, INPUT_PREFIX)
     return bucket
 
 
 @pytest.fixture(scope="module")
-def runs(s3_server, small_demo, input_bucket, tmp_path_factory):
-    """One local and one S3 `tqc run` of every asset and partition on the same data.
-
-    The local run is a child `tqc run` process, at the same time as the S3 run in this process
-    (whose moto server it needs): the graph is a dozen Dagster runs each, mostly fixed overhead.
-    """
-    local_config = write_config(tmp_path_factory.mktemp("local_run"), small_demo, judge_versions=inputs_under(str(small_demo / "raw")))
-    env = {**os.environ, "DAGSTER_HOME": str(local_config.parent / "dagster_home"), "PYTHONPATH": PACKAGE_ROOT}
-    env.pop("TQC_CONFIG", None)
-    child = subprocess.Popen(
-        [sys.executable, "-c", "from tqc_dagster.cli import main; main()", "run", "--config", str(local_config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+def runs(s3_server, demo_dir, full_run, input_bucket, tmp_path_factory):
+    """A local and an S3 `tqc run` of every asset and partition on the same data: the local one is the
+    session's shared full run, the S3 one reads its inputs from S3 and writes its lake there."""
+    lake_bucket = s3_server.new_bucket("lake")
+    s3_config = write_config(
+        tmp_path_factory.mktemp("s3_run"),
+        demo_dir,
+        storage_root=f"s3://{lake_bucket}/{LAKE_PREFIX}",
+        judge_versions=s3_inputs(input_bucket),
+        s3={"endpoint_url": s3_server.url, "region": REGION},
     )
-    try:
-        lake_bucket = s3_server.new_bucket("lake")
-        s3_config = write_config(
-            tmp_path_factory.mktemp("s3_run"),
-            small_demo,
-            storage_root=f"s3://{lake_bucket}/{LAKE_PREFIX}",
-            judge_versions=s3_inputs(input_bucket),
-            s3={"endpoint_url": s3_server.url, "region": REGION},
-        )
-        remote = run_tqc(s3_config)
-        output, _ = child.communicate(timeout=600)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    local = SimpleNamespace(exit_code=child.returncode, output=output)
     return {
-        "local": (load_config(local_config), local),
-        "s3": (load_config(s3_config), remote),
+        "local": (load_config(full_run.config_path), SimpleNamespace(exit_code=0, output=full_run.output)),
+        "s3": (load_config(s3_config), run_tqc(s3_config)),
         "lake_bucket": lake_bucket,
-        "local_raw": str(small_demo / "raw"),
+        "local_raw": str(demo_dir / "raw"),
         "s3_raw": f"s3://{input_bucket}/{INPUT_PREFIX}",
     }
 
@@ -242,18 +210,18 @@ def test_the_s3_run_summary_counts_the_same_rows_and_export_lines(runs):
 # ---- clear errors, through the command a user runs -------------------------------------------------
 
 
-def test_a_missing_input_bucket_stops_tqc_run_naming_the_uri_and_bucket(s3_server, small_demo, tmp_path, isolated_env):
-    config_path = write_config(tmp_path / "p", small_demo, judge_versions=s3_inputs("no-such-input-bucket"), s3={"endpoint_url": s3_server.url})
+def test_a_missing_input_bucket_stops_tqc_run_naming_the_uri_and_bucket(s3_server, demo_dir, tmp_path, isolated_env):
+    config_path = write_config(tmp_path / "p", demo_dir, judge_versions=s3_inputs("no-such-input-bucket"), s3={"endpoint_url": s3_server.url})
     result = run_tqc(config_path)
     assert result.exit_code == 1
     uri = s3_inputs("no-such-input-bucket")["v1"]["input"]
     assert f"{uri}: the S3 bucket 'no-such-input-bucket' does not exist" in result.output, result.output
 
 
-def test_a_missing_storage_bucket_fails_tqc_run_naming_the_uri_and_bucket(s3_server, small_demo, input_bucket, tmp_path, isolated_env):
+def test_a_missing_storage_bucket_fails_tqc_run_naming_the_uri_and_bucket(s3_server, demo_dir, input_bucket, tmp_path, isolated_env):
     config_path = write_config(
         tmp_path / "p",
-        small_demo,
+        demo_dir,
         storage_root="s3://no-such-lake-bucket/lake",
         judge_versions=s3_inputs(input_bucket),
         s3={"endpoint_url": s3_server.url},
@@ -263,9 +231,9 @@ def test_a_missing_storage_bucket_fails_tqc_run_naming_the_uri_and_bucket(s3_ser
     assert re.search(r"s3://no-such-lake-bucket/lake/\S+: the S3 bucket 'no-such-lake-bucket' does not exist", result.output), result.output
 
 
-def test_an_s3_input_glob_matching_nothing_names_the_key_the_file_and_the_uri(s3_server, small_demo, input_bucket, tmp_path, isolated_env):
+def test_an_s3_input_glob_matching_nothing_names_the_key_the_file_and_the_uri(s3_server, demo_dir, input_bucket, tmp_path, isolated_env):
     inputs = s3_inputs(input_bucket, prefix="no/such/prefix")
-    config_path = write_config(tmp_path / "p", small_demo, judge_versions=inputs, s3={"endpoint_url": s3_server.url})
+    config_path = write_config(tmp_path / "p", demo_dir, judge_versions=inputs, s3={"endpoint_url": s3_server.url})
     config = load_config(config_path)
     with pytest.raises(ConfigError) as raised:
         input_files(config, "v1")
@@ -277,11 +245,11 @@ def test_an_s3_input_glob_matching_nothing_names_the_key_the_file_and_the_uri(s3
     assert f"{config_path}: judge_versions.v1.input matches no file: {inputs['v1']['input']}" in result.output
 
 
-def test_denied_access_stops_tqc_run_naming_the_uri(s3_server, small_demo, input_bucket, tmp_path, isolated_env, monkeypatch):
+def test_denied_access_stops_tqc_run_naming_the_uri(s3_server, demo_dir, input_bucket, tmp_path, isolated_env, monkeypatch):
     denied = s3_server.iam_user("tqc-run-denied", [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}])
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", denied[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", denied[1])
-    config_path = write_config(tmp_path / "p", small_demo, judge_versions=s3_inputs(input_bucket), s3={"endpoint_url": s3_server.url})
+    config_path = write_config(tmp_path / "p", demo_dir, judge_versions=s3_inputs(input_bucket), s3={"endpoint_url": s3_server.url})
     with s3_server.enforcing_iam():
         result = run_tqc(config_path)
     assert result.exit_code == 1

@@ -161,6 +161,27 @@ def test_an_s3_glob_matching_nothing_is_an_empty_list(s3_server):
 
 
 
+def test_counting_an_s3_parquet_files_rows_fetches_its_footer_not_the_object(s3_server, tmp_path):
+    bucket = s3_server.new_bucket("footer")
+    uri = f"s3://{bucket}/lake/trainset/v1/model_a.parquet"
+    frame = pl.DataFrame({"text": [uuid.uuid4().hex * 8 for _ in range(100_000)]})  # ~2 MB after compression
+    store = S3Store(s3_server.resource())
+    store.write_parquet(frame, uri)
+    size = store.state(uri).size
+    with s3_server.recording() as requests:
+        assert store.parquet_rows(uri) == 100_000
+    reads = [request for request in requests if request["method"] == "GET"]
+    assert reads and all("Range" in request["headers"] for request in reads)
+    fetched = sum(int(end) - int(start) + 1 for request in reads for start, end in [request["headers"]["Range"].removeprefix("bytes=").split("-")])
+    assert fetched < size / 10, (fetched, size)
+
+
+def test_counting_rows_of_a_missing_s3_object_is_a_storage_error_naming_it(s3_server):
+    uri = f"s3://{s3_server.new_bucket('footer')}/lake/none.parquet"
+    with pytest.raises(StorageError, match=f"^{uri}: "):
+        S3Store(s3_server.resource()).parquet_rows(uri)
+
+
 def test_the_modification_time_is_s3_last_modified_or_the_local_mtime(s3_server, tmp_path):
     """What decides which re-judged copy wins (core.batch_files.job_order): when each file was written."""
     bucket = s3_server.new_bucket("when")

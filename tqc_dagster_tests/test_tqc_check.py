@@ -16,9 +16,10 @@ def tqc(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_tqc_check_passes_on_a_good_lake_and_fails_naming_the_check_on_a_corrupted_one(demo_dir, tmp_path, isolated_env):
-    config_path = str(write_config(tmp_path / "project", demo_dir))
-    assert tqc("run", "--config", config_path, "--judge-version", "v1").exit_code == 0
+def test_tqc_check_passes_on_a_good_lake_and_fails_naming_the_check_on_a_corrupted_one(full_run, tmp_path, monkeypatch):
+    config_path = str(full_run.copy(tmp_path / "project"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "project" / "dagster_home"))  # the copy's instance
+    monkeypatch.delenv("TQC_CONFIG", raising=False)
     config = load_config(config_path)
     with dg.DagsterInstance.get() as instance:
         materializations = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION))

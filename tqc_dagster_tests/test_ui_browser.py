@@ -29,10 +29,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from click.testing import CliRunner
 
-from tqc_dagster.cli import main
-from tqc_dagster_tests.conftest import write_config
 from tqc_dagster.assets import OWNERS
 from tqc_dagster_tests.dagster_server import ALL_ASSETS, REPO_ROOT, DagsterServer, running_dagster
 
@@ -183,19 +180,9 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def config_path(tmp_path_factory) -> Path:
-    """Every asset and partition materialized by `tqc run`, so the asset pages have metadata and charts."""
-    from tqc_dagster.demo_data import write_demo_data
-
-    folder = tmp_path_factory.mktemp("ui_browser")
-    write_demo_data(folder / "demo", records=120, seed=7)
-    path = write_config(folder / "project", folder / "demo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)  # tqc run: dagster_home/ beside the config, as the server
-        patch.delenv("TQC_CONFIG", raising=False)
-        result = CliRunner().invoke(main, ["run", "--config", str(path)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return path
+def config_path(full_run, tmp_path_factory) -> Path:
+    """A copy of the session's full `tqc run` (every asset and partition), so the asset pages have metadata and charts."""
+    return full_run.copy(tmp_path_factory.mktemp("ui_browser") / "project")
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def test_every_stage_job_is_served_with_its_partition_set(repository_contents, d
     partition_sets = {ps["pipelineName"]: [p["name"] for p in ps["partitionsOrError"]["results"]] for ps in repository_contents["partitionSets"]}
     for stage in STAGES:
         assert jobs[stage.job]["isAssetJob"] and jobs[stage.job]["description"] == stage.description
-        expected = {"judge_version": JUDGE_VERSIONS, "model": MODELS, "sample": SAMPLE_PARTITIONS}[stage.partitions]
+        expected = {"ingest": JUDGE_VERSIONS, "publish_exports": JUDGE_VERSIONS, "agreement": MODELS}.get(stage.job, SAMPLE_PARTITIONS)
         assert sorted(partition_sets[stage.job]) == expected, stage.job
         assert sorted(defs.resolve_job_def(stage.job).partitions_def.get_partition_keys()) == expected
 

@@ -9,7 +9,6 @@ from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import column_schema, table_metadata
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.agreement import OVERALL, agreement, most_disagreeing, paired
-from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, every_judge_version_of_a_model
 from tqc_dagster.schemas import JudgeAgreement
 
@@ -20,7 +19,7 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
     if len(config.judge_versions) < 2:
         return []
     first, second = config.agreement.judges
-    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    thresholds = config.labels
     min_kappa = config.agreement.min_kappa
 
     @dg.asset(

@@ -8,7 +8,7 @@ from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import column_schema, counts, counts_dict, sample_metadata, table_metadata
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.batch_outputs import judgments_for_model, read_records
-from tqc_dagster.core.judgments import QUARANTINE_REASONS, Thresholds, process
+from tqc_dagster.core.judgments import QUARANTINE_REASONS, process
 from tqc_dagster.core.manifests import MANIFEST_NAME, total_records
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version, split_key
 from tqc_dagster.stores import input_files, join, parent, store_for
@@ -31,7 +31,7 @@ def read_manifests(store, files: list[str]) -> dict[str, int | None]:
 
 
 def build_ingest_assets(config: TqcConfig, partitions: dg.PartitionsDefinition, judge_versions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    thresholds = config.labels
     translation_ids = sorted(model.translation_id for model in config.models.values())
     kinds = storage_kinds(config.storage_root)
 

@@ -13,7 +13,6 @@ from tqc_dagster.assets.metadata import column_schema, counts, sample_metadata, 
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance
-from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
 from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
 from tqc_dagster.core.split import realized_test_share, source_is_test, split_samples
@@ -21,6 +20,7 @@ from tqc_dagster.core.synthesis import SynthesisBackend, deficits
 from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
 from tqc_dagster.core.synthesis.bedrock import BedrockBackend
 from tqc_dagster.core.synthesis.rules import RulesBackend
+from tqc_dagster.core.synthesis.verify import JudgeVerifier
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.schemas import Samples
 
@@ -36,16 +36,18 @@ UNFILLED_COLUMNS = ["product_category", "criterion", "score_bucket", "samples", 
 
 
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    thresholds = config.labels
     synthesis, split, balancing = config.synthesis, config.split, config.balance
     consensus = config.consensus.policy
     prices = config.bedrock.price
     kinds = storage_kinds(config.storage_root)
 
-    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, "ConverseClient | None"]:
-        """The configured backend, and the Bedrock client whose usage it reports (None for rules)."""
+    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, "ConverseClient | None", JudgeVerifier | None]:
+        """The configured backend, the Bedrock client whose usage it reports (None for rules) and its judge verifier (None when off)."""
         if synthesis.backend == BEDROCK:
             client = bedrock.client(log=context.log.info)
+            judge_model = config.verifying_judge(split_key(context.partition_key)[0])
+            verifier = JudgeVerifier(bedrock.client(log=context.log.info, model_id=judge_model), thresholds, bedrock.max_tokens) if judge_model else None
             backend = BedrockBackend(
                 client,
                 thresholds,
@@ -53,9 +55,10 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 synthesis.max_requests_per_group,
                 bedrock.max_tokens,
                 partial(source_is_test, test_ratio=split.test_ratio, seed=split.seed),
+                verifier,
             )
-            return backend, client
-        return RulesBackend(thresholds), None
+            return backend, client, verifier
+        return RulesBackend(thresholds), None, None
 
     @dg.asset(
         name=SYNTHETIC_SAMPLES,
@@ -72,9 +75,11 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     )
     def synthetic_samples(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, bedrock: BedrockResource):
         wanted = deficits(processed_samples, synthesis.min_samples)
-        backend, client = choose_backend(context, bedrock)
+        backend, client, verifier = choose_backend(context, bedrock)
         output = backend.synthesize(processed_samples, wanted, synthesis.seed)
         usage = client.usage.summary(prices) if client else {}
+        # The judge's verdicts, and what its requests cost at the judge model's price.
+        verification = {**verifier.summary(), "bedrock": verifier.client.usage.summary(config.bedrock.prices.get(verifier.client.model_id))} if verifier else {}
         made = output.samples
         unfilled = output.report.filter(pl.col("unfilled") > 0)
         yield dg.Output(
@@ -90,6 +95,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
                 "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
+                **({"judge_verification": dg.MetadataValue.json(verification)} if verification else {}),
             },
         )
 

@@ -150,9 +150,11 @@ class ConverseClient:
             ),
         )
 
-    def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7) -> dict:
-        """A Converse request body for this client's model."""
+    def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7, stop_sequences: list[str] | None = None) -> dict:
+        """A Converse request body for this client's model (`stop_sequences`: the texts that end the answer)."""
         body = {"modelId": self.model_id, "messages": messages, "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature}}
+        if stop_sequences:
+            body["inferenceConfig"]["stopSequences"] = stop_sequences
         if system:
             body["system"] = [{"text": system}]
         return body

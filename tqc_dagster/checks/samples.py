@@ -9,7 +9,6 @@ from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRA
 from tqc_dagster.checks import check_spec, passed_or_explained, schema_check, schema_spec, stored
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance_violations, over_synthetic_share
-from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import SYNTHETIC
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group, shortfalls
@@ -17,7 +16,7 @@ from tqc_dagster.schemas import Samples
 
 
 def build_sample_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list:
-    thresholds = Thresholds(simple=config.labels.simple, complex=config.labels.complex)
+    thresholds = config.labels
     synthesis = config.synthesis
     shortfall_fails = synthesis.on_shortfall == "fail"
 

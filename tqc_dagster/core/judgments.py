@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from tqc_dagster.core import batch_outputs as bo
 from tqc_dagster.core import judge_array as ja
@@ -55,12 +56,14 @@ CATEGORY_PATTERN = r"^meta_(.+)_\d+_\d+$"
 UNKNOWN_CATEGORY = "unknown"
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """A sample is negative when its lowest score is below its target model's threshold."""
+class Thresholds(BaseModel):
+    """A sample is negative when its lowest score is below its target model's threshold, on the judge's score
+    scale (core.rubric). Also the `labels` key of tqc.yaml, so the thresholds are defined here only."""
 
-    simple: float = 3.0
-    complex: float = 4.0
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    simple: float = Field(3.0, ge=MIN_SCORE, le=MAX_SCORE)
+    complex: float = Field(4.0, ge=MIN_SCORE, le=MAX_SCORE)
 
 
 NUMERIC_SCORES = "_numeric_scores"

@@ -31,13 +31,14 @@ class BedrockResource(dg.ConfigurableResource):
     def from_config(cls, settings: Bedrock) -> "BedrockResource":
         return cls(**settings.model_dump(exclude={"prices"}))
 
-    def client(self, log: Callable[[str], None] | None = None) -> ConverseClient:
-        """A Converse client (boto3 is imported, and a client made, only here: the rules backend never touches AWS)."""
+    def client(self, log: Callable[[str], None] | None = None, model_id: str | None = None) -> ConverseClient:
+        """A Converse client of `model_id` (default: the configured one, the synthesis model), with the configured quota,
+        retries and cache (boto3 is imported, and a client made, only here: the rules backend never touches AWS)."""
         from tqc_dagster.bedrock.client import ConverseClient
 
         return ConverseClient(
             region=self.region,
-            model_id=self.model_id,
+            model_id=model_id or self.model_id,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             max_workers=self.max_workers,

@@ -8,7 +8,9 @@ criterion and bucket the group's; a thought; no control character or U+FFFD in t
 source that is neither a copy of a known source nor a test source. Rejected samples are counted
 by reason, and the group is asked again until it is filled, its request budget is spent, or its
 answers show that the model cannot make it (`GIVE_UP_AFTER_REQUESTS` requests that gave
-nothing usable). Only an answer with at least one well-formed sample is cached.
+nothing usable). Only an answer with at least one well-formed sample is cached. With a `verifier`
+(synthesis.verify_with_judge), each round's well-formed samples are kept only when the judge model
+puts them in their group (core/synthesis/verify.py); the others are counted as rejected.
 
 Source titles are data: examples travel JSON-encoded inside <examples>, and the system prompt
 says that nothing inside <request> or <examples> is an instruction.
@@ -21,7 +23,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -30,6 +32,9 @@ from tqc_dagster.core.judgments import CORRUPT_TEXT, SAMPLE_COLUMNS, Thresholds,
 from tqc_dagster.core.rubric import CRITERIA, JUDGED, MAX_SCORE, MIN_SCORE, N_SCORES, SYNTHETIC
 from tqc_dagster.core.split import normalize_source
 from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisOutput
+
+if TYPE_CHECKING:
+    from tqc_dagster.core.synthesis.verify import JudgeVerifier
 
 NAME = "bedrock"
 EXAMPLES_PER_REQUEST = 3
@@ -60,7 +65,7 @@ SYSTEM_PROMPT = (
 class Converser(Protocol):
     model_id: str
 
-    def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7) -> dict: ...
+    def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7, stop_sequences: list[str] | None = None) -> dict: ...
 
     def converse_many(self, requests: list[dict], accepts: list | None = None) -> list: ...
 
@@ -223,8 +228,11 @@ def group_examples(group: pl.DataFrame, batch: str, seed: int) -> list[dict]:
 class BedrockBackend:
     name = NAME
 
-    def __init__(self, client: Converser, thresholds: Thresholds, samples_per_request: int, max_requests_per_group: int, max_tokens: int, is_test_source):
+    def __init__(self, client: Converser, thresholds: Thresholds, samples_per_request: int, max_requests_per_group: int, max_tokens: int, is_test_source,
+                 verifier: JudgeVerifier | None = None):
+        """`verifier`: keep only the samples the judge puts in their group (core/synthesis/verify.py); None keeps every well-formed one."""
         self.client = client
+        self.verifier = verifier
         self.thresholds = thresholds
         self.samples_per_request = samples_per_request
         self.max_requests_per_group = max_requests_per_group
@@ -262,9 +270,12 @@ class BedrockBackend:
             if not batch:
                 break
             accepts = [usable_answer(state.key, state.target_lang) for state, _ in batch]
+            fresh = {id(state): (state, len(state.accepted)) for state, _ in batch}
             for (state, _), response in zip(batch, self.client.converse_many([request for _, request in batch], accepts)):
                 state.requests += 1
                 self._take(state, response, known)
+            if self.verifier is not None:
+                self._keep_verified(list(fresh.values()))
             round_number += 1
         return SynthesisOutput(self._frame(judged, states), _report(states))
 
@@ -285,6 +296,19 @@ class BedrockBackend:
                 continue
             known.add(normalize_source(item["source"]))
             state.accepted.append({**{k: item[k] for k in SAMPLE_KEYS}, "scores": [float(s) for s in item["scores"]]})
+
+    def _keep_verified(self, fresh: list[tuple[GroupState, int]]) -> None:
+        """Of each group's samples made this round (those from index `start` on), keep the ones the judge puts in the
+        group, as the verifier returns them; count the others under their reason."""
+        made = [(state, sample) for state, start in fresh for sample in state.accepted[start:]]
+        verdicts = self.verifier.verdicts([(state.key, state.target_lang, sample) for state, sample in made])
+        for state, start in fresh:
+            del state.accepted[start:]
+        for (state, _), verdict in zip(made, verdicts, strict=True):
+            if isinstance(verdict, str):
+                state.rejected[verdict] += 1
+            else:
+                state.accepted.append(verdict)
 
     def _frame(self, judged: pl.DataFrame, states: list[GroupState]) -> pl.DataFrame:
         rows = [{**sample, "product_category": state.key[0]} for state in states for sample in state.accepted]

@@ -193,3 +193,5 @@ def test_groups_synthesis_left_short_are_in_the_metadata_and_the_dataset_card(pr
     assert f"Rare groups left short by synthesis: {short.height} groups, {short['unfilled'].sum()} samples short" in section
     assert all(row["why"] in section for row in short.iter_rows(named=True))
     assert "synthetic share of balanced_trainset per criterion" in output
+    # 400 records, test_ratio 0.1: some test criterion groups are too small to measure, and the summary says which
+    assert "test criterion groups too small or with a single label" in output and "  warning: v1 simple/" in output

@@ -114,7 +114,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         resources={
             "io_manager": parquet_io_manager(config.storage_root, config.s3, gating_checks([*assets, *asset_checks])),
             STORED: parquet_io_manager(config.storage_root, config.s3, {}),
-            "bedrock": BedrockResource.from_config(config.bedrock),
+            "bedrock": BedrockResource(config.bedrock),
         },
     )
 

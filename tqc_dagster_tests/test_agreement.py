@@ -93,16 +93,16 @@ def test_consensus_keeps_exactly_the_agreed_samples():
     assert consensus_mask(first, [second], "bucket", THRESHOLDS).to_list() == [True, False, True, False, False]
 
 
-def test_consensus_option_filters_the_training_sets(demo_dir, tmp_path, isolated_env):
-    """Same data, policy none vs label: trainsets differ by exactly the judged samples the judges disagree on."""
-    trainsets = {}
-    up_to_trainset = "judge_records,raw_judgments,processed_samples,quarantined_judgments,synthetic_samples,trainset,testset"
-    for policy, extra in (("none", ["--select", up_to_trainset, "--partition", "v1|model_a", "--partition", "v2|model_a"]), ("label", [])):
-        config_path = write_config(tmp_path / policy, demo_dir, consensus={"policy": policy})
-        result = CliRunner().invoke(main, ["run", "--config", str(config_path), *extra])
-        assert result.exit_code == 0, result.output
-        config = load_config(config_path)
-        trainsets[policy] = pl.read_parquet(asset_path(config.storage_root, "trainset", "v1", "model_a"))
+def test_consensus_option_filters_the_training_sets(full_run, demo_dir, tmp_path, monkeypatch):
+    """Same data, policy none (the session's full run) vs label (a copy of it, its splits and exports rerun):
+    trainsets differ by exactly the judged samples the judges disagree on."""
+    trainsets = {"none": pl.read_parquet(asset_path(load_config(full_run.config_path).storage_root, "trainset", "v1", "model_a"))}
+    folder = full_run.copy(tmp_path / "label").parent
+    monkeypatch.setenv("DAGSTER_HOME", str(folder / "dagster_home"))
+    config_path = write_config(folder, demo_dir, consensus={"policy": "label"})
+    result = CliRunner().invoke(main, ["run", "--config", str(config_path), "--judge-version", "v1", "--select", "trainset,testset,balanced_trainset,exports"])
+    assert result.exit_code == 0, result.output
+    trainsets["label"] = pl.read_parquet(asset_path(load_config(config_path).storage_root, "trainset", "v1", "model_a"))
     card = (tmp_path / "label" / "lake" / "exports" / "v1" / "simple" / "README.md").read_text()
     assert "Consensus policy: `label`" in card
     v2 = pl.read_parquet(asset_path(load_config(tmp_path / "label" / "tqc.yaml").storage_root, "processed_samples", "v2", "model_a"))

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -25,17 +26,23 @@ from tqc_dagster_tests.conftest import write_config
 from tqc_dagster_tests.fake_bedrock import FakeBedrock
 
 TQC = str(Path(sys.executable).parent / "tqc")
-SELECTION = "judge_records,raw_judgments,processed_samples,quarantined_judgments,synthetic_samples"
+SELECTION = "synthetic_samples"
 BOUND_S = 300  # generous: the suite must pass on a loaded 2-core machine
+COPIED_AT: list[datetime] = []  # when held_bedrock copied the full run (tells this test's runs from the copied ones)
 
 
 @pytest.fixture
-def held_bedrock(demo_dir, tmp_path, isolated_env, monkeypatch):
-    """(config path, fake endpoint that holds every request until released)."""
+def held_bedrock(full_run, demo_dir, tmp_path, monkeypatch):
+    """(config path, fake endpoint that holds every request until released): a copy of the session's full run
+    whose config synthesizes through the bedrock backend, its instance in DAGSTER_HOME."""
     use_dummy_aws(monkeypatch, tmp_path)
+    folder = full_run.copy(tmp_path / "project").parent
+    COPIED_AT[:] = [datetime.now(timezone.utc)]
+    monkeypatch.setenv("DAGSTER_HOME", str(folder / "dagster_home"))
+    monkeypatch.delenv("TQC_CONFIG", raising=False)
     with FakeBedrock(hold=True) as fake:
         config_path = write_config(
-            tmp_path / "project",
+            folder,
             demo_dir,
             synthesis={"backend": "bedrock", "min_samples": 5, "samples_per_request": 5},
             bedrock={"endpoint_url": fake.url, "requests_per_minute": 6000, "tokens_per_minute": 50_000_000, "max_workers": 4},
@@ -52,7 +59,8 @@ def start_tqc_run(config_path: Path) -> subprocess.Popen:
 
 
 def synthesis_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    return instance.get_runs(filters=dg.RunsFilter(job_name="synthesis"))
+    """The synthesis runs of this test: the copied instance also holds the full run's, made before it was copied."""
+    return [record.dagster_run for record in instance.get_run_records(filters=dg.RunsFilter(job_name="synthesis", created_after=COPIED_AT[0]))]
 
 
 def test_a_killed_run_is_marked_failed_and_its_pool_slot_freed_before_the_next_run(held_bedrock):
@@ -79,6 +87,7 @@ def test_a_killed_run_is_marked_failed_and_its_pool_slot_freed_before_the_next_r
 
 def test_sigterm_cancels_the_run_and_leaves_no_partial_output(held_bedrock):
     config_path, fake = held_bedrock
+    stored = Path(asset_path(load_config(config_path).storage_root, "synthetic_samples", "v1", "model_a")).read_bytes()
     process = start_tqc_run(config_path)
     assert fake.arrived.wait(BOUND_S), "no request reached Bedrock"
     process.send_signal(signal.SIGTERM)
@@ -90,7 +99,7 @@ def test_sigterm_cancels_the_run_and_leaves_no_partial_output(held_bedrock):
         assert run.status == dg.DagsterRunStatus.CANCELED
         assert instance.event_log_storage.get_concurrency_info("bedrock").claimed_slots == []
     lake = Path(load_config(config_path).storage_root)
-    assert not (lake / "synthetic_samples").exists()
+    assert (lake / "synthetic_samples" / "v1" / "model_a.parquet").read_bytes() == stored
     assert not [path for path in lake.rglob("*") if ".tmp-" in path.name]
 
 

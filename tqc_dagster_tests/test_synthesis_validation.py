@@ -131,41 +131,50 @@ def test_the_requested_language_is_the_groups_and_is_required(tmp_path):
 # --- a shortfall is said, and stops what follows when the config says so -------------------------------------
 
 
-def shortfall_project(demo_dir, tmp_path, on_shortfall: str):
-    """min_samples far above what the rules backend can make from the demo's flawless bases."""
+SYNTHESIS_ON = "synthetic_samples,trainset,testset,balanced_trainset"
+
+
+def shortfall_project(full_run, demo_dir, tmp_path, monkeypatch, on_shortfall: str):
+    """A copy of the session's full run, its config asking for min_samples far above what the rules backend can
+    make from the demo's flawless bases (the instance of the copy in DAGSTER_HOME)."""
     from tqc_dagster_tests.conftest import write_config
 
-    return write_config(tmp_path / on_shortfall, demo_dir, synthesis={"min_samples": 5000, "on_shortfall": on_shortfall})
+    folder = full_run.copy(tmp_path / on_shortfall).parent
+    monkeypatch.setenv("DAGSTER_HOME", str(folder / "dagster_home"))
+    return write_config(folder, demo_dir, synthesis={"min_samples": 5000, "on_shortfall": on_shortfall})
 
 
-def test_a_shortfall_warns_by_default_and_the_run_goes_on(demo_dir, tmp_path, isolated_env):
+def test_a_shortfall_warns_by_default_and_the_run_goes_on(full_run, demo_dir, tmp_path, monkeypatch):
     from tqc_dagster.config import load_config
     from tqc_dagster.resources.storage import asset_path
     from tqc_dagster_tests.test_guard_rails import tqc
 
-    config_path = shortfall_project(demo_dir, tmp_path, "warn")
-    result = tqc("run", "--config", str(config_path), "--judge-version", "v1")
+    config_path = shortfall_project(full_run, demo_dir, tmp_path, monkeypatch, "warn")
+    config = load_config(config_path)
+    before = {model: Path(asset_path(config.storage_root, "balanced_trainset", "v1", model)).stat().st_mtime_ns for model in ("model_a", "model_b")}
+    result = tqc("run", "--config", str(config_path), "--judge-version", "v1", "--select", SYNTHESIS_ON)
     assert result.exit_code == 0, result.output
     synthesis_lines = [line for line in result.output.splitlines() if line.strip().startswith("synthesis v1|")]
     assert len(synthesis_lines) == 2 and all("warned" in line for line in synthesis_lines), result.output
     for model in ("model_a", "model_b"):
         assert f"warning: synthetic_samples v1|{model} failed its check groups_filled: " in result.output
     assert "rare groups stay below min_samples (5000)" in result.output
-    config = load_config(config_path)
-    assert all(Path(asset_path(config.storage_root, "balanced_trainset", "v1", model)).exists() for model in ("model_a", "model_b"))
+    for model, written in before.items():  # what follows ran again
+        assert Path(asset_path(config.storage_root, "balanced_trainset", "v1", model)).stat().st_mtime_ns != written
 
 
-def test_a_shortfall_fails_and_stops_what_follows_with_on_shortfall_fail(demo_dir, tmp_path, isolated_env):
+def test_a_shortfall_fails_and_stops_what_follows_with_on_shortfall_fail(full_run, demo_dir, tmp_path, monkeypatch):
     from tqc_dagster.config import load_config
     from tqc_dagster.resources.storage import asset_path
     from tqc_dagster_tests.test_guard_rails import tqc
 
-    config_path = shortfall_project(demo_dir, tmp_path, "fail")
-    result = tqc("run", "--config", str(config_path), "--judge-version", "v1")
+    config_path = shortfall_project(full_run, demo_dir, tmp_path, monkeypatch, "fail")
+    config = load_config(config_path)
+    trainsets = {model: Path(asset_path(config.storage_root, "trainset", "v1", model)).read_bytes() for model in ("model_a", "model_b")}
+    result = tqc("run", "--config", str(config_path), "--judge-version", "v1", "--select", SYNTHESIS_ON)
     assert result.exit_code == 1, result.output
     assert "FAILED (failed checks: synthetic_samples:groups_filled)" in result.output
-    config = load_config(config_path)
-    for model in ("model_a", "model_b"):
-        assert Path(asset_path(config.storage_root, "synthetic_samples", "v1", model)).exists()
-        assert not Path(asset_path(config.storage_root, "trainset", "v1", model)).exists()
+    for model, stored in trainsets.items():  # the splits of the earlier run stay; none is made from the short synthesis
+        assert f"splits v1|{model}" in result.output and "skipped" in next(line for line in result.output.splitlines() if f"splits v1|{model}" in line)
+        assert Path(asset_path(config.storage_root, "trainset", "v1", model)).read_bytes() == stored
     assert "Traceback" not in result.output

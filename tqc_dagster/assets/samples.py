@@ -42,18 +42,18 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     prices = config.bedrock.price
     kinds = storage_kinds(config.storage_root)
 
-    def choose_backend(context: dg.AssetExecutionContext, bedrock: BedrockResource) -> tuple[SynthesisBackend, "ConverseClient | None", JudgeVerifier | None]:
+    def choose_backend(context: dg.AssetExecutionContext, bedrock: dg.ResourceParam[BedrockResource]) -> tuple[SynthesisBackend, "ConverseClient | None", JudgeVerifier | None]:
         """The configured backend, the Bedrock client whose usage it reports (None for rules) and its judge verifier (None when off)."""
         if synthesis.backend == BEDROCK:
             client = bedrock.client(log=context.log.info)
             judge_model = config.verifying_judge(split_key(context.partition_key)[0])
-            verifier = JudgeVerifier(bedrock.client(log=context.log.info, model_id=judge_model), thresholds, bedrock.max_tokens) if judge_model else None
+            verifier = JudgeVerifier(bedrock.client(log=context.log.info, model_id=judge_model), thresholds, config.bedrock.max_tokens) if judge_model else None
             backend = BedrockBackend(
                 client,
                 thresholds,
                 synthesis.samples_per_request,
                 synthesis.max_requests_per_group,
-                bedrock.max_tokens,
+                config.bedrock.max_tokens,
                 partial(source_is_test, test_ratio=split.test_ratio, seed=split.seed),
                 verifier,
             )
@@ -73,7 +73,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         metadata=column_schema(Samples),
         pool=BEDROCK if synthesis.backend == BEDROCK else None,
     )
-    def synthetic_samples(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, bedrock: BedrockResource):
+    def synthetic_samples(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, bedrock: dg.ResourceParam[BedrockResource]):
         wanted = deficits(processed_samples, synthesis.min_samples)
         backend, client, verifier = choose_backend(context, bedrock)
         output = backend.synthesize(processed_samples, wanted, synthesis.seed)

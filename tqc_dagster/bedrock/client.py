@@ -32,6 +32,7 @@ from botocore.exceptions import (
 
 from tqc_dagster.bedrock.cache import ResponseCache, request_key
 from tqc_dagster.bedrock.limiter import RateLimiter, shared_limiter
+from tqc_dagster.config import Bedrock
 
 RETRYABLE_ERRORS = {"throttlingexception", "serviceunavailableexception", "modelnotreadyexception", "internalserverexception", "modeltimeoutexception"}
 THROTTLING = "throttlingexception"
@@ -148,6 +149,22 @@ class ConverseClient:
                 connect_timeout=min(timeout_s, 10),
                 max_pool_connections=max_workers,
             ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Bedrock, model_id: str | None = None, log: Callable[[str], None] | None = None) -> ConverseClient:
+        """The client the `bedrock` key of tqc.yaml describes, for `model_id` (default: settings.model_id)."""
+        return cls(
+            region=settings.region,
+            model_id=model_id or settings.model_id,
+            requests_per_minute=settings.requests_per_minute,
+            tokens_per_minute=settings.tokens_per_minute,
+            max_workers=settings.max_workers,
+            max_attempts=settings.max_attempts,
+            timeout_s=settings.timeout_s,
+            endpoint_url=settings.endpoint_url,
+            cache_dir=settings.cache_dir,
+            log=log,
         )
 
     def request(self, messages: list[dict], system: str | None = None, max_tokens: int = 2048, temperature: float = 0.7, stop_sequences: list[str] | None = None) -> dict:

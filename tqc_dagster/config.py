@@ -91,6 +91,10 @@ class TranslationModel(_Strict):
 
 class Checks(_Strict):
     max_quarantine_rate: float = Field(0.1, ge=0.0, le=1.0)
+    min_test_group_samples: int = Field(
+        20, ge=1, description="the dataset card and the run summary warn about a test criterion group with fewer samples "
+        "(or a single label): too few to measure that criterion's precision and recall"
+    )
 
 
 class Synthesis(_Strict):
@@ -183,6 +187,13 @@ class Split(_Strict):
 
 class Balance(_Strict):
     max_per_category: int | None = Field(None, ge=1, description="cap on negatives per balance group")
+    # Synthetic rows are perturbations of a few flawless titles in templated wording: a model trained mostly on them
+    # learns the generator's patterns, not the judge's. At 0.3 at least 7 in 10 training samples of every criterion
+    # are real judge verdicts, while a rare group still gets examples to learn from; judged rows are kept first and
+    # synthetic ones are dropped round-robin over the rare groups, so each keeps some.
+    max_synthetic_share: float | None = Field(
+        0.3, gt=0.0, le=1.0, description="cap on the synthetic share of each balance group in balanced_trainset; null = no cap"
+    )
     seed: Seed = 0
 
 

@@ -12,7 +12,9 @@ from tqc_dagster.assets.exports import EXPORTS, export_folder
 from tqc_dagster.core.export_folder import SPLITS
 from tqc_dagster.assets.ingest import QUARANTINED, RECORDS
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.rubric import TARGET_MODELS
+from tqc_dagster.assets.samples import BALANCED, TESTSET
+from tqc_dagster.core.dataset_card import synthetic_share, test_groups
+from tqc_dagster.core.rubric import SIMPLE, SYNTHETIC, TARGET_MODELS
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.runner import RunOutcome, latest_run_id
 from tqc_dagster.stores import SUCCESS_MARKER, join, store_for
@@ -129,15 +131,69 @@ def print_summary(config: TqcConfig, outcome: RunOutcome) -> None:
         if exported.height:
             click.echo("\nexport lines per judge version, target model and split:")
             click.echo(exported)
+        shares = synthetic_shares(config, fresh)
+        if shares.height:
+            cap = config.balance.max_synthetic_share
+            click.echo(f"\nsynthetic share of balanced_trainset per criterion (simple model; balance.max_synthetic_share: {cap if cap is not None else 'none'}):")
+            click.echo(shares)
+        warnings = test_group_warnings(config, fresh)
+        if warnings:
+            click.echo(f"\ntest criterion groups too small or with a single label (checks.min_test_group_samples: {config.checks.min_test_group_samples}):")
+            for warning in warnings:
+                click.echo(f"  warning: {warning}")
         kappas = agreement_at_a_glance(config, fresh)
         if kappas.height:
             click.echo("\njudge agreement (weighted kappa per criterion; below agreement.min_kappa is weak):")
             click.echo(kappas)
-        if STALE in str(rows) + str(reasons) + str(exported):
+        if STALE in str(rows) + str(reasons) + str(exported) + str(shares) + "".join(warnings):
             click.echo(f"\n{STALE} stale: stored by an earlier run, not made by this one (skipped, failed or not selected).")
         click.echo(f"\nfiles: {config.storage_root}/<asset>/<judge_version>/<model>.parquet")
         click.echo(f"exports: {config.storage_root}/{EXPORTS}/<judge_version>/<target_model>/ (sft, llamafactory, bedrock, grpo, verl, qe, README.md)")
     print_next_steps(config, outcome)
+
+
+def _by_judge_version(config: TqcConfig, asset: str, fresh: set[tuple[str, str]]) -> dict[str, pl.DataFrame]:
+    """A stored judge_version x model asset, both models together, per judge version with every partition stored;
+    the judge version's name ends in `*` when a partition was not made by this invocation."""
+    store = store_for(config.storage_root, config.s3)
+    stored = stored_paths(config, asset)
+    frames = {}
+    for judge_version in config.judge_version_names:
+        keys = [f"{judge_version}|{model}" for model in config.model_names]
+        if all(key in stored for key in keys):
+            name = judge_version + ("" if all((asset, key) in fresh for key in keys) else STALE)
+            frames[name] = pl.concat([store.read_parquet(stored[key]) for key in keys])
+    return frames
+
+
+def synthetic_shares(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:
+    """Synthetic share of the simple model's balanced_trainset per criterion (rows) and judge version (columns)."""
+    columns = []
+    for judge_version, frame in _by_judge_version(config, BALANCED, fresh).items():
+        simple = frame.filter(pl.col("target_model") == SIMPLE)
+        table = synthetic_share(simple).select(pl.col("criterion").cast(pl.String), pl.concat_str(
+            (pl.col("synthetic_share") * 100).round(1).cast(pl.String), pl.lit(" % of "), pl.col("train").cast(pl.String)).alias(judge_version))
+        overall = pl.DataFrame({"criterion": ["all"], judge_version: [f"{100 * simple.filter(pl.col('origin') == SYNTHETIC).height / max(1, simple.height):.1f} % of {simple.height}"]})
+        columns.append(pl.concat([table, overall]))
+    if not columns:
+        return pl.DataFrame()
+    joined = columns[0]
+    for table in columns[1:]:
+        joined = joined.join(table, on="criterion", how="full", coalesce=True, maintain_order="left")
+    return joined
+
+
+def test_group_warnings(config: TqcConfig, fresh: set[tuple[str, str]]) -> list[str]:
+    """One line per test criterion group (per judge version and target model) with too few samples or a single label."""
+    found = []
+    for judge_version, frame in _by_judge_version(config, TESTSET, fresh).items():
+        for target_model in TARGET_MODELS:
+            groups = test_groups(frame.filter(pl.col("target_model") == target_model), target_model, config.checks.min_test_group_samples)
+            found += [
+                f"{judge_version} {row['criterion_group']}: {row['problem']} ({row['test']} samples: {row['negative']} negative, {row['positive']} positive)"
+                for row in groups.filter(pl.col("problem").is_not_null()).iter_rows(named=True)
+            ]
+    return found
 
 
 def agreement_at_a_glance(config: TqcConfig, fresh: set[tuple[str, str]]) -> pl.DataFrame:

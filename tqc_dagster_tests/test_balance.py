@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tqc_dagster.core.balance import NEGATIVE, POSITIVE, balance, balance_group, balance_violations
+from tqc_dagster.core.balance import NEGATIVE, POSITIVE, balance, balance_group, balance_violations, over_synthetic_share, plan
 from tqc_dagster.core.judgments import Thresholds
+from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
 from tqc_dagster_tests.samples import samples_frame, sample, scores_for
 
 SETTINGS = settings(deadline=None, max_examples=60)
@@ -114,10 +115,12 @@ def test_report_shortfall_when_positives_run_out():
     assert report["simple/1"] == {
         "balance_group": "simple/1", "negatives_available": 5, "positives_available": 2,
         "negatives_kept": 5, "positives_kept": 2, "shortfall": 3,
+        "synthetic_available": 0, "synthetic_kept": 0, "synthetic_share": 0.0,
     }
     assert report["complex"] == {
         "balance_group": "complex", "negatives_available": 3, "positives_available": 10,
         "negatives_kept": 3, "positives_kept": 3, "shortfall": 0,
+        "synthetic_available": 0, "synthetic_kept": 0, "synthetic_share": 0.0,
     }
     # a group without negatives keeps nothing; a group without positives keeps its negatives
     only_positives = train_frame([(2, POSITIVE, i, "model_a", "zh-cn") for i in range(4)] + [(3, NEGATIVE, 0, "model_a", "zh-cn")])
@@ -226,3 +229,67 @@ def test_thresholds_decide_which_rows_are_negative():
     train = samples_frame(rows, thresholds=Thresholds(simple=4.0))
     result = balance(train, seed=0)
     assert tally(result.balanced)["simple/0"] == Counter({NEGATIVE: 3, POSITIVE: 3})
+
+
+# --- the cap on the synthetic share ----------------------------------------------------------------------
+
+CATEGORIES = ["All_Beauty", "Home_and_Kitchen", "Electronics"]
+# a draw with an origin: (criterion 0..5, label, score index, synthetic?)
+MIXED_ITEM = st.tuples(st.integers(0, 5), st.sampled_from([NEGATIVE, POSITIVE]), st.integers(0, 5), st.booleans())
+
+
+def mixed_frame(items) -> pl.DataFrame:
+    rows = []
+    for i, (criterion, label, k, synthetic) in enumerate(items):
+        options = SCORES[("simple", label)]
+        category = CATEGORIES[i % 3]
+        rows.append(sample(f"meta_{category}_{i}_0", source=f"Lodge Cast Iron Skillet {i} Inch", scores=scores_for(criterion, options[k % len(options)]),
+                           translation=f"Lodge 铸铁煎锅 {i} 英寸", origin=SYNTHETIC if synthetic else JUDGED))
+    return samples_frame(rows, validate=False)
+
+
+@SETTINGS
+@given(items=st.lists(MIXED_ITEM, max_size=120), seed=st.integers(0, 2**31), share=st.sampled_from([0.1, 0.3, 0.5, 0.9]), cap=st.none() | st.integers(1, 8))
+def test_the_synthetic_share_of_every_group_stays_within_the_cap(items, seed, share, cap):
+    train = mixed_frame(items)
+    result = balance(train, seed, cap, share)
+    kept = result.balanced
+    assert over_synthetic_share(kept, share).is_empty()
+    assert balance_violations(kept, train, share).is_empty()
+    for row in result.report.iter_rows(named=True):
+        assert row["synthetic_kept"] <= share * (row["negatives_kept"] + row["positives_kept"]) + 1e-9
+        assert row["positives_kept"] <= row["negatives_kept"]
+    # judged negatives are never dropped for the cap (only max_per_category limits them)
+    judged_negatives = train.filter((pl.col("origin") == JUDGED) & (pl.col("label") == NEGATIVE)).select(balance_group()).to_series().value_counts()
+    kept_judged = kept.filter((pl.col("origin") == JUDGED) & (pl.col("label") == NEGATIVE)).select(balance_group()).to_series().value_counts()
+    for group, available in judged_negatives.iter_rows():
+        got = dict(kept_judged.iter_rows()).get(group, 0)
+        assert got == (available if cap is None else min(available, cap)), group
+    # no cap: every row the old rule keeps
+    assert balance(train, seed, cap, None).report.select("negatives_kept").equals(
+        balance(train, seed, cap, 1.0).report.select("negatives_kept"))
+
+
+def test_plan_keeps_judged_rows_and_as_much_synthetic_as_the_share_allows():
+    # 10 judged negatives, 90 synthetic ones, 5 judged positives, 95 synthetic: 30 % synthetic at most
+    negatives, positives = plan(10, 90, 5, 95, None, 0.3)
+    synthetic = (negatives - 10) + (positives - 5)
+    assert positives == negatives and synthetic <= 0.3 * (negatives + positives)
+    assert plan(10, 90, 5, 95, None, 0.3 + 0.05)[0] > negatives  # a larger share keeps more
+    assert plan(10, 90, 5, 95, None, None) == (100, 100)
+    assert plan(10, 90, 5, 95, 12, None) == (12, 12)
+    # only synthetic positives could balance the judged negatives: the share lets a few in, the rest is shortfall
+    assert plan(10, 0, 0, 50, None, 0.3) == (10, 4)  # 4 / 14 <= 0.3 < 5 / 15
+    assert plan(10, 0, 0, 50, None, 0.0) == (10, 0)
+
+
+def test_the_cap_thins_every_rare_group_evenly():
+    # 40 judged negatives of criterion 1; synthetic negatives: 30 in each of 3 categories (one synthesis group each)
+    items = [(1, NEGATIVE, i, False) for i in range(40)] + [(1, NEGATIVE, i, True) for i in range(90)] + [(1, POSITIVE, i, False) for i in range(200)]
+    train = mixed_frame(items)
+    result = balance(train, seed=3, max_synthetic_share=0.1)
+    synthetic = result.balanced.filter(pl.col("origin") == SYNTHETIC)
+    assert synthetic.height > 0
+    per_group = synthetic.group_by("product_category", "score_bucket").len()["len"].to_list()
+    expected_groups = train.filter(pl.col("origin") == SYNTHETIC).select("product_category", "score_bucket").unique().height
+    assert len(per_group) == min(expected_groups, synthetic.height) and max(per_group) - min(per_group) <= 1

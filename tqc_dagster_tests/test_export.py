@@ -583,3 +583,82 @@ def test_dataset_card_keeps_flawless_samples_apart_from_criterion_0(tmp_path, fr
     table = markdown_table(card, "Counts by criterion and label")
     got = {(row["criterion"], row["label"]): {s: int(row[s]) for s in splits} for row in table}
     assert got == expected_counts(splits, ["criterion", "label"])
+
+
+# --- synthesis and test coverage in the card (#15) -------------------------------------------------------------
+
+UNFILLED = pl.DataFrame(
+    [("model_a", "All_Beauty", 1, 3, 2, 98, 40, 58, "the 1 of the category's 1 flawless judged translations that can show this criterion ..."),
+     ("model_b", "unknown", 4, 0, 1, 99, 0, 99, "none of the category's 3 flawless judged translations can show this criterion at this severity (it needs a number)")],
+    schema={"model": pl.String, "product_category": pl.String, "criterion": pl.Int64, "score_bucket": pl.Int64, "samples": pl.Int64,
+            "needed": pl.Int64, "made": pl.Int64, "unfilled": pl.Int64, "why": pl.String},
+    orient="row",
+)
+
+
+def card_section(card: str, heading: str) -> str:
+    return card.split(f"## {heading}\n\n", 1)[1].split("\n## ", 1)[0]
+
+
+def section_tables(section: str) -> list[list[dict[str, str]]]:
+    """Every markdown table of a card section, as rows of cells."""
+    found = []
+    for block in section.split("\n\n"):
+        lines = [line for line in block.splitlines() if line.startswith("|")]
+        if lines:
+            header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+            found.append([dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]])
+    return found
+
+
+def write_simple_card(tmp_path, splits, config, unfilled) -> str:
+    folder = tmp_path / "simple"
+    folder.mkdir(exist_ok=True)
+    write_export(folder, "v1", SIMPLE, splits, config, provenance(config), unfilled)
+    return (folder / "README.md").read_text()
+
+
+def test_dataset_card_lists_the_groups_synthesis_left_short_with_reason_and_numbers(tmp_path, frames, config):
+    section = card_section(write_simple_card(tmp_path, splits_for(frames, SIMPLE), config, UNFILLED), "Synthetic samples")
+    assert "Rare groups left short by synthesis: 2 groups, 157 samples short" in section
+    short = section_tables(section)[1]
+    assert [{k: row[k] for k in ("model", "product_category", "criterion", "score_bucket", "samples", "needed", "made", "unfilled", "why")} for row in short] == [
+        {k: str(v) for k, v in row.items()} for row in UNFILLED.to_dicts()
+    ]
+    filled = card_section(write_simple_card(tmp_path, splits_for(frames, SIMPLE), config, UNFILLED.clear()), "Synthetic samples")
+    assert "Every rare group (product_category, criterion, score_bucket) reached `synthesis.min_samples`." in filled
+    assert len(section_tables(filled)) == 1
+    unknown = card_section(write_simple_card(tmp_path, splits_for(frames, SIMPLE), config, None), "Synthetic samples")
+    assert "not recorded" in unknown
+
+
+def test_dataset_card_reports_the_synthetic_share_per_criterion(tmp_path, frames, config):
+    splits = splits_for(frames, SIMPLE)
+    section = card_section(write_simple_card(tmp_path, splits, config, UNFILLED.clear()), "Synthetic samples")
+    train = splits["train"]
+    expected = {str(c): (n, s) for c, n, s in train.group_by("criterion").agg(pl.len(), (pl.col("origin") == SYNTHETIC).sum()).iter_rows()}
+    got = {row["criterion"]: (int(row["train"]), int(row["synthetic"])) for row in section_tables(section)[0]}
+    assert got == expected and any(s for _, s in got.values())
+    synthetic = train.filter(pl.col("origin") == SYNTHETIC).height
+    assert f"Synthetic share of the training split: {synthetic} of {train.height} samples" in section
+    assert "`balance.max_synthetic_share`: at most 0.3 of each balance group" in section
+
+
+def test_dataset_card_warns_about_test_groups_too_small_or_with_one_label(tmp_path, frames, config):
+    # criterion 1: 25 test samples with both labels (fine); criterion 2: 25 positives (one label); the rest: too few
+    rows = [sample(f"meta_Electronics_{100 + i}_0", f"Anker Charger {i}", f"安克 充电器 {i}", scores_for(1, 2.0 if i % 2 else 4.0)) for i in range(25)]
+    rows += [sample(f"meta_Electronics_{200 + i}_0", f"Anker Cable {i}", f"安克 数据线 {i}", scores_for(2, 4.5)) for i in range(25)]
+    splits = {"train": splits_for(frames, SIMPLE)["train"], "test": samples_frame(TEST_ROWS + rows).filter(pl.col("target_model") == SIMPLE).sort("sample_id")}
+    section = card_section(write_simple_card(tmp_path, splits, config, UNFILLED.clear()), "Test split by criterion")
+    table = {row["criterion_group"]: (int(row["test"]), int(row["negative"]), int(row["positive"])) for row in section_tables(section)[0]}
+    assert table == {"simple/0": (1, 1, 0), "simple/1": (25, 12, 13), "simple/2": (25, 0, 25), "simple/3": (0, 0, 0), "simple/4": (0, 0, 0), "simple/5": (1, 0, 1)}
+    warnings = [line for line in section.splitlines() if line.startswith("- Warning: ")]
+    assert len(warnings) == 5 and not any("`simple/1`" in w for w in warnings)
+    assert "- Warning: test group `simple/2` has a single label (positive) (25 samples: 0 negative, 25 positive)" in section
+    assert "- Warning: test group `simple/0` has fewer than 20 samples, a single label (negative) (1 samples" in section
+    assert "- Warning: test group `simple/3` has fewer than 20 samples (0 samples" in section
+    clean = {"train": splits["train"], "test": samples_frame(rows[:25]).sort("sample_id")}
+    config = config.model_copy(update={"checks": config.checks.model_copy(update={"min_test_group_samples": 1})})
+    fine = card_section(write_simple_card(tmp_path, clean, config, UNFILLED.clear()), "Test split by criterion")
+    flagged = [line for line in fine.splitlines() if line.startswith("- Warning: ")]
+    assert len(flagged) == 5 and all("has fewer than 1 samples (0 samples" in line for line in flagged)  # only the empty groups

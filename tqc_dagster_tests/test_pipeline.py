@@ -178,3 +178,20 @@ def test_definitions_load_with_every_asset_check_and_partition(monkeypatch):
     assert defs.resolve_job_def("publish_exports").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("ingest").partitions_def.get_partition_keys() == ["v1", "v2"]
     assert defs.resolve_job_def("agreement").partitions_def.get_partition_keys() == ["model_a", "model_b"]
+
+
+def test_groups_synthesis_left_short_are_in_the_metadata_and_the_dataset_card(project):
+    from tqc_dagster.assets.exports import synthesis_shortfalls
+
+    config, output = project
+    with dg.DagsterInstance.from_config(str(Path(config.config_path).parent / "dagster_home")) as instance:
+        short = synthesis_shortfalls(instance, "v1", config.model_names)
+    assert short is not None and short.height > 0  # 400 records: some categories have too few flawless bases
+    assert short.filter(pl.col("why").is_null() | (pl.col("unfilled") <= 0)).is_empty()
+    card = (Path(config.storage_root) / "exports" / "v1" / "simple" / "README.md").read_text()
+    section = card.split("## Synthetic samples\n\n", 1)[1].split("\n## ", 1)[0]
+    assert f"Rare groups left short by synthesis: {short.height} groups, {short['unfilled'].sum()} samples short" in section
+    assert all(row["why"] in section for row in short.iter_rows(named=True))
+    assert "synthetic share of balanced_trainset per criterion" in output
+    # 400 records, test_ratio 0.1: some test criterion groups are too small to measure, and the summary says which
+    assert "test criterion groups too small or with a single label" in output and "  warning: v1 simple/" in output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import polars as pl
@@ -11,7 +10,7 @@ import pytest
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import MAX_SCORE, SIMPLE, SYNTHETIC
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group
-from tqc_dagster.core.synthesis import rules
+from tqc_dagster.core.synthesis import perturbations, rules
 from tqc_dagster.core.synthesis.rules import RulesBackend
 from tqc_dagster.schemas import Samples
 from tqc_dagster_tests.samples import sample, samples_frame, scores_for
@@ -85,12 +84,6 @@ def with_base(output, judged) -> pl.DataFrame:
     return joined
 
 
-def rows_of(with_base: pl.DataFrame, criterion: int) -> list[dict]:
-    rows = with_base.filter(pl.col("criterion") == criterion).to_dicts()
-    assert rows, f"no synthetic row for criterion {criterion}"
-    return rows
-
-
 # --- deficits --------------------------------------------------------------------------------------------
 
 
@@ -144,85 +137,7 @@ def test_empty_output_is_still_a_valid_samples_frame(judged, wanted):
     Samples.validate(result.samples)
 
 
-# --- each corruption shows its defect --------------------------------------------------------------------
-
-
-def test_criterion_0_is_a_refusal_or_partial_refusal(with_base):
-    for row in rows_of(with_base, 0):
-        lang, t = row["target_lang"], row["translation"]
-        refusals, partials = rules.REFUSALS[lang], rules.PARTIAL_REFUSALS[lang]
-        if row["score_bucket"] <= rules.SEVERE_MAX_BUCKET:
-            assert t in refusals, t
-            assert row["base_translation"] not in t
-        else:
-            assert any(t == f"{row['base_translation']} {p}" for p in partials), t
-        said = [r for r in refusals + partials if r in t]
-        assert said and said[0] in row["thought"]
-
-
-def test_criterion_1_leaves_a_source_word_untranslated(with_base):
-    word = re.compile(rules.LATIN_WORD)
-    for row in rows_of(with_base, 1):
-        added = set(word.findall(row["translation"])) - set(word.findall(row["base_translation"]))
-        assert added, row["translation"]
-        assert added <= set(word.findall(row["source"]))
-        assert all(w in row["thought"] for w in added)
-        if row["score_bucket"] <= rules.SEVERE_MAX_BUCKET:
-            assert len(added) == min(3, len(set(word.findall(row["source"])) - set(word.findall(row["base_translation"]))))
-
-
-def test_criterion_2_repeats_a_word_or_adds_a_filler(with_base):
-    kinds = Counter()
-    for row in rows_of(with_base, 2):
-        t, base, lang = row["translation"], row["base_translation"], row["target_lang"]
-        fillers = [f for f in rules.FILLERS[lang] if f in t and f not in base]
-        if fillers:
-            kinds["filler"] += 1
-            assert t.endswith(base) and all(f in row["thought"] for f in fillers)
-        else:
-            kinds["repeat"] += 1
-            repeated = t[: len(t) - len(base)].strip()
-            words = repeated.split()
-            assert t == f"{repeated} {base}" and words and len(set(words)) == 1 and base.startswith(words[0]), t
-            assert f"'{words[0]}'" in row["thought"]
-    assert kinds["filler"] and kinds["repeat"], kinds
-
-
-def test_criterion_3_inserts_an_abnormal_symbol(with_base):
-    for row in rows_of(with_base, 3):
-        t, base = row["translation"], row["base_translation"]
-        new = [s for s in rules.ABNORMAL_SYMBOLS if s in t and s not in base]
-        assert new, t
-        assert any(f"'{s}'" in row["thought"] for s in new)
-        stripped = t
-        for s in rules.ABNORMAL_SYMBOLS:
-            stripped = stripped.replace(s, "")
-        assert stripped == base  # only the symbol was added
-
-
-def test_criterion_4_changes_a_number(with_base):
-    number = re.compile(rules.NUMBER)
-    for row in rows_of(with_base, 4):
-        before, after = number.findall(row["base_translation"]), number.findall(row["translation"])
-        assert before and after != before, row["translation"]
-        changed = [(a, b) for a, b in zip(before, after) if a != b]
-        assert len(changed) == 1
-        old, new = changed[0]
-        assert f"'{old}'" in row["thought"] and f"'{new}'" in row["thought"]
-        if row["score_bucket"] <= rules.SEVERE_MAX_BUCKET:
-            assert float(new) == pytest.approx(float(old) * 10)
-
-
-def test_criterion_5_adds_numbering_or_bullets(with_base):
-    for row in rows_of(with_base, 5):
-        t, base = row["translation"], row["base_translation"]
-        marks = [m for m in rules.NUMBERING if t.startswith(m)]
-        assert marks and not any(base.startswith(m) for m in rules.NUMBERING), t
-        assert f"'{marks[0].strip()}'" in row["thought"]
-        if row["score_bucket"] <= rules.SEVERE_MAX_BUCKET:
-            assert t == f"{marks[0]}{base}\n{marks[0]}{base}"
-        else:
-            assert t == f"{marks[0]}{base}"
+# --- graded severity: see test_synthesis_graded.py ----------------------------------------------------------
 
 
 def test_thought_names_the_criterion(output):
@@ -284,11 +199,11 @@ def test_a_different_seed_gives_different_output(judged, wanted, output):
 
 def test_rows_outside_their_group_catches_mislabelled_rows(output, wanted, judged):
     synthetic = output.samples
-    victim = synthetic["sample_id"][0]
-    criterion = synthetic["criterion"][0]
-    other = (criterion + 1) % 6
+    first = synthetic.filter(pl.col("score_bucket") < 4).row(0, named=True)  # moved to bucket 4 below, it leaves its group
+    victim, criterion = first["sample_id"], first["criterion"]
+    other = 5 if criterion != 5 else 0  # bucket 0 of criteria 0 and 5 is no wanted group
     wrong_scores = synthetic.with_columns(
-        pl.when(pl.col("sample_id") == victim).then(pl.lit(scores_for(other, 1.0))).otherwise(pl.col("scores")).alias("scores")
+        pl.when(pl.col("sample_id") == victim).then(pl.lit(scores_for(other, 0.0))).otherwise(pl.col("scores")).alias("scores")
     )
     assert rows_outside_their_group(wrong_scores, wanted, THRESHOLDS)["sample_id"].to_list() == [victim]
     wrong_bucket = synthetic.with_columns(
@@ -303,26 +218,26 @@ def test_rows_outside_their_group_catches_mislabelled_rows(output, wanted, judge
 # --- defects found -----------------------------------------------------------------------------------------
 
 
-def test_criterion_2_repeats_a_whole_word():
+def test_criterion_2_repeats_whole_words():
     judged = samples_frame([
         sample("meta_Kitchen_1_0", "Nonstick Frying Pan 12 Inch", "Антипригарная сковорода 12 дюймов", scores_for(None), target_lang="ru-ru"),
         sample("meta_Kitchen_2_0", "Nonstick Frying Pan 12 Inch", "Антипригарная сковорода 12 дюймов", scores_for(2, 3.0), target_lang="ru-ru", model="model_b"),
     ])
-    wanted = deficits(judged, 2)
-    made = RulesBackend(THRESHOLDS).synthesize(judged, wanted, seed=0).samples
-    assert made.height == 1
-    translation = made["translation"][0]
-    first = "Антипригарная"
-    assert translation == f"{first} Антипригарная сковорода 12 дюймов", translation
+    made = RulesBackend(THRESHOLDS).synthesize(judged, deficits(judged, 60), seed=0).samples
+    base = "Антипригарная сковорода 12 дюймов".split()
+    repeats = [t for t in made["translation"] if not any(f in t for f in perturbations.FILLERS["ru-ru"])]
+    assert repeats
+    for translation in repeats:  # bucket 3: two whole words, written twice in a row
+        assert any(translation.split() == base[:i + 2] + base[i:i + 2] + base[i + 2:] for i in range(len(base) - 1)), translation
 
 
 @pytest.mark.parametrize(
     "criterion, source, translation",
     [
         (2, "Lodge Cast Iron Skillet 10 Inch", "Чугунная сковорода Lodge 10 дюймов"),
-        (1, "Lodge Skillet", "Lodge сковорода"),
+        (1, "Lodge Cast Iron Skillet", "Lodge чугунная сковорода для жарки"),
     ],
-    ids=["criterion2-repeat", "criterion1-single-untranslated-word"],
+    ids=["criterion2-repeat", "criterion1-untranslated-words"],
 )
 def test_one_corrupted_text_never_gets_two_labels(criterion, source, translation):
     judged = samples_frame([
@@ -335,3 +250,23 @@ def test_one_corrupted_text_never_gets_two_labels(criterion, source, translation
     assert made.height == 2
     labels = made.group_by("translation").agg(pl.col("label").n_unique().alias("labels"), pl.col("score_bucket").n_unique().alias("buckets"))
     assert labels.filter((pl.col("labels") > 1) | (pl.col("buckets") > 1)).height == 0, made.select("translation", "score_bucket", "label").rows()
+
+
+def test_no_flawless_base_at_all_makes_nothing_and_says_why():
+    judged = samples_frame([sample(f"meta_Kitchen_{i}_0", scores=scores_for(i % 6, 1.0)) for i in range(6)])
+    result = RulesBackend(THRESHOLDS).synthesize(judged, deficits(judged, 3), seed=0)
+    assert result.samples.height == 0
+    Samples.validate(result.samples)
+    assert set(result.report["why"]) == {"no flawless judged translation in this category to perturb"}
+    assert result.report["unfilled"].to_list() == result.report["needed"].to_list()
+
+
+def test_a_one_word_base_without_language_still_gives_what_it_can():
+    rows = [sample("meta_Kitchen_1_0", "Mug", "杯", scores_for(None), target_lang=None)]
+    rows += [sample(f"meta_Kitchen_{i + 2}_0", scores=scores_for(i % 6, 1.0 + i % 4)) for i in range(24)]
+    judged = samples_frame(rows)
+    wanted = deficits(judged, 3)
+    result = RulesBackend(THRESHOLDS).synthesize(judged, wanted, seed=0)
+    assert result.samples.height > 0 and rows_outside_their_group(result.samples, wanted, THRESHOLDS).is_empty()
+    short = result.report.filter(pl.col("unfilled") > 0)
+    assert short.height and short["why"].str.contains("flawless judged translations can show this criterion").all()

@@ -8,12 +8,12 @@ import polars as pl
 
 from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import table_metadata
-from tqc_dagster.assets.samples import BALANCED, TESTSET, TRAINSET
+from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, UNFILLED_COLUMNS, UNFILLED_GROUPS
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.dataset_card import provenance_section
 from tqc_dagster.core.export_folder import empty_splits, target_splits, verify_folders, write_export
 from tqc_dagster.core.provenance import card_config, code_version, input_fingerprint
-from tqc_dagster.core.rubric import TARGET_MODELS
+from tqc_dagster.core.rubric import SIMPLE, TARGET_MODELS
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, both_models_of_a_judge_version
 from tqc_dagster.stores import join, store_for
@@ -75,6 +75,26 @@ def card_provenance(config: TqcConfig, judge_version: str) -> list[str]:
     return [provenance_section(code_version(), input_fingerprint(states, pattern, config.storage_root), card_config(config))]
 
 
+def synthesis_shortfalls(instance: dg.DagsterInstance, judge_version: str, models: list[str]) -> pl.DataFrame | None:
+    """The rare groups synthesis left short in the judge version's partitions, per translation model, as the latest
+    `synthetic_samples` materialization of each recorded them (None when one of them has no such record)."""
+    frames = []
+    for model in models:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(SYNTHETIC_SAMPLES), asset_partitions=[f"{judge_version}|{model}"]), limit=1
+        ).records
+        entry = records[0].asset_materialization.metadata.get(UNFILLED_GROUPS) if records and records[0].asset_materialization else None
+        if entry is None:
+            return None
+        frame = pl.DataFrame(entry.value, schema=UNFILLED_SCHEMA, orient="row") if entry.value else pl.DataFrame(schema=UNFILLED_SCHEMA)
+        frames.append(frame.select(pl.lit(model).alias("model"), *UNFILLED_COLUMNS))
+    return pl.concat(frames).sort("model", "product_category", "criterion", "score_bucket")
+
+
+UNFILLED_SCHEMA = {"product_category": pl.String, "criterion": pl.Int64, "score_bucket": pl.Int64, "samples": pl.Int64, "needed": pl.Int64,
+                   "made": pl.Int64, "unfilled": pl.Int64, "why": pl.String}
+
+
 def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     both_models = both_models_of_a_judge_version()
 
@@ -94,6 +114,7 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         judge_version = context.partition_key
         leaked = shared_sources(trainset, testset)
         provenance = card_provenance(config, judge_version)
+        unfilled = synthesis_shortfalls(context.instance, judge_version, config.model_names)
         verified: dict = {}  # the staged export's files table, check results and cards, filled by write()
 
         def write(staging: Path) -> None:
@@ -101,7 +122,8 @@ def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             written = {}
             for target_model in TARGET_MODELS:
                 (staging / target_model).mkdir()
-                written[target_model] = write_export(staging / target_model, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config, provenance)
+                written[target_model] = write_export(staging / target_model, judge_version, target_model, target_splits(balanced_trainset, testset, target_model), config, provenance,
+                                                       unfilled if target_model == SIMPLE else None)
             verified["files"] = verify_folders(staging, written)
             verified["results"] = export_check_results(verified["files"], leaked, empty_splits(written))
             verified["cards"] = {f"dataset_card_{target_model}": dg.MetadataValue.md((staging / target_model / "README.md").read_text()) for target_model in TARGET_MODELS}

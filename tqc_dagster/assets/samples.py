@@ -31,6 +31,8 @@ SYNTHETIC_SAMPLES = "synthetic_samples"
 TRAINSET = "trainset"
 TESTSET = "testset"
 BALANCED = "balanced_trainset"
+UNFILLED_GROUPS = "unfilled_groups"  # synthetic_samples metadata: the report rows of the groups left short
+UNFILLED_COLUMNS = ["product_category", "criterion", "score_bucket", "samples", "needed", "made", "unfilled", "why"]
 
 
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -83,10 +85,13 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         yield dg.Output(
             made,
             metadata={
-                **sample_metadata(made),
+                **sample_metadata(made, chart=False),  # the balance that matters is balanced_trainset's
                 "backend": synthesis.backend,
                 "groups_topped_up": wanted.height,
                 "groups_unfilled": unfilled.height,
+                "samples_unfilled": int(unfilled.get_column("unfilled").sum()),
+                # every group left short, with the backend's reason and the numbers, in full: the dataset card repeats it
+                UNFILLED_GROUPS: dg.MetadataValue.json(unfilled.select(UNFILLED_COLUMNS).to_dicts()),
                 "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
                 "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
@@ -137,7 +142,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         yield dg.Output(
             result.train,
             output_name=TRAINSET,
-            metadata={**sample_metadata(result.train), "synthetic_dropped_as_test_sources": result.synthetic_dropped, **consensus_metadata},
+            metadata={**sample_metadata(result.train, chart=False), "synthetic_dropped_as_test_sources": result.synthetic_dropped, **consensus_metadata},
         )
         yield dg.Output(
             result.test,
@@ -158,17 +163,20 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
         partitions_def=partitions,
         ins={TRAINSET: dg.AssetIn()},
         description="The training set balanced per group (each simple criterion; the complex model as one): the "
-        "negatives and as many positives drawn with the seed.",
+        "negatives and as many positives drawn with the seed, judged rows first, synthetic rows at most "
+        f"{balancing.max_synthetic_share} of a group (balance.max_synthetic_share).",
         metadata=column_schema(Samples),
     )
     def balanced_trainset(trainset: pl.DataFrame):
-        result = balance(trainset, balancing.seed, balancing.max_per_category)
+        result = balance(trainset, balancing.seed, balancing.max_per_category, balancing.max_synthetic_share)
         yield dg.Output(
             result.balanced,
             metadata={
                 **sample_metadata(result.balanced),
                 "groups": table_metadata(result.report, 20),
                 "total_shortfall": int(result.report.get_column("shortfall").sum()),
+                "max_synthetic_share": dg.MetadataValue.float(balancing.max_synthetic_share) if balancing.max_synthetic_share is not None else "none",
+                "synthetic_dropped_by_cap": int((result.report.get_column("synthetic_available") - result.report.get_column("synthetic_kept")).sum()),
             },
         )
 

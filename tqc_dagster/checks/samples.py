@@ -8,7 +8,7 @@ from tqc_dagster.assets.metadata import table_metadata
 from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET
 from tqc_dagster.checks import check_spec, passed_or_explained, schema_check, schema_spec, stored
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.balance import balance_violations
+from tqc_dagster.core.balance import balance_violations, over_synthetic_share
 from tqc_dagster.core.rubric import SYNTHETIC
 from tqc_dagster.core.split import shared_sources
 from tqc_dagster.core.synthesis import GROUP_KEYS, deficits, rows_outside_their_group, shortfalls
@@ -108,7 +108,8 @@ def build_sample_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             check_spec(
                 "balanced_within_tolerance",
                 BALANCED,
-                "Each balance group holds as many positives as negatives, unless it ran out of positives (a reported shortfall).",
+                "Each balance group holds as many positives as negatives, unless it ran out of positives (a reported shortfall), "
+                "and no group's synthetic share is above balance.max_synthetic_share.",
                 partitions,
                 reads=(dg.AssetDep(TRAINSET),),
             ),
@@ -117,13 +118,20 @@ def build_sample_checks(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     )
     def balanced_trainset_checks(balanced_trainset: pl.DataFrame, trainset: pl.DataFrame):
         yield schema_check(Samples, balanced_trainset, BALANCED)
-        unbalanced = balance_violations(balanced_trainset, trainset)
+        share = config.balance.max_synthetic_share
+        unbalanced = balance_violations(balanced_trainset, trainset, share)
+        over = over_synthetic_share(balanced_trainset, share)
+        problems = []
+        if unbalanced.height:
+            problems.append(f"{unbalanced.height} balance groups hold more of one label than the other although positives were left "
+                            "(see unbalanced_groups)")
+        if over.height:
+            problems.append(f"{over.height} balance groups are more than {share} synthetic (see over_synthetic_share)")
         yield dg.AssetCheckResult(
             asset_key=BALANCED,
             check_name="balanced_within_tolerance",
-            **passed_or_explained(unbalanced.height == 0, f"{unbalanced.height} balance groups hold more of one label than the other "
-                                  "although positives were left (see unbalanced_groups): a bug in balancing."),
-            metadata={"unbalanced_groups": table_metadata(unbalanced, 20)},
+            **passed_or_explained(not problems, "; ".join(problems) + ": a bug in balancing."),
+            metadata={"unbalanced_groups": table_metadata(unbalanced, 20), "over_synthetic_share": table_metadata(over, 20)},
         )
 
     return [synthetic_samples_checks, split_checks, balanced_trainset_checks]

@@ -16,7 +16,9 @@ from typing import NamedTuple
 import polars as pl
 import yaml
 
+from tqc_dagster.core.balance import balance_group
 from tqc_dagster.core.export import BEDROCK_MAX_RECORDS, BEDROCK_MIN_RECORDS, NOVA_2_LITE_MIN_RECORDS, criteria_text, language_code
+from tqc_dagster.core.rubric import COMPLEX, SIMPLE, SIMPLE_CRITERIA, SYNTHETIC
 
 ROOT_CONFIGS = ("sft", "llamafactory", "bedrock")
 OWN_CARD = ("grpo", "verl", "qe")
@@ -128,6 +130,80 @@ def _too_few(file: DataFile) -> str:
     if file.lines < BEDROCK_MIN_RECORDS:
         return f" (fewer than {BEDROCK_MIN_RECORDS}: no Nova model takes it)"
     return f" (fewer than {NOVA_2_LITE_MIN_RECORDS}: too few for Nova 2 Lite)" if file.lines < NOVA_2_LITE_MIN_RECORDS else ""
+
+
+def synthetic_share(train: pl.DataFrame) -> pl.DataFrame:
+    """Training samples per criterion (null: flawless), how many are synthetic and their share."""
+    return (
+        train.group_by("criterion")
+        .agg(pl.len().alias("train"), (pl.col("origin") == SYNTHETIC).sum().alias("synthetic"))
+        .with_columns((pl.col("synthetic") / pl.col("train")).round(3).alias("synthetic_share"))
+        .sort("criterion", nulls_last=False)
+    )
+
+
+def test_groups(test: pl.DataFrame, target_model: str, min_samples: int) -> pl.DataFrame:
+    """The test split per criterion group (each simple criterion; the complex model as one): samples and labels,
+    and `problem` where a group has fewer than `min_samples` samples or a single label (null when it is fine).
+    Every simple criterion is listed, also one without any test sample."""
+    groups = [f"{SIMPLE}/{c}" for c in SIMPLE_CRITERIA] if target_model == SIMPLE else [COMPLEX]
+    tally = (
+        test.with_columns(balance_group())
+        .group_by("balance_group")
+        .agg(pl.len().alias("test"), (pl.col("label") == "negative").sum().alias("negative"), (pl.col("label") == "positive").sum().alias("positive"))
+    )
+    few = pl.concat_str(pl.lit("fewer than "), pl.lit(str(min_samples)), pl.lit(" samples"))
+    one_label = pl.concat_str(pl.lit("a single label ("), pl.when(pl.col("negative") > 0).then(pl.lit("negative")).otherwise(pl.lit("positive")), pl.lit(")"))
+    return (
+        pl.DataFrame({"balance_group": groups}).join(tally, on="balance_group", how="left")
+        .with_columns(pl.col("test", "negative", "positive").fill_null(0).cast(pl.Int64))
+        .with_columns(
+            pl.concat_str(
+                [pl.when(pl.col("test") < min_samples).then(few), pl.when((pl.col("test") > 0) & ((pl.col("negative") == 0) | (pl.col("positive") == 0))).then(one_label)],
+                separator=", ", ignore_nulls=True,
+            ).replace("", None).alias("problem")
+        )
+        .rename({"balance_group": "criterion_group"})
+    )
+
+
+def synthesis_section(train: pl.DataFrame, target_model: str, max_share: float | None, unfilled: pl.DataFrame | None) -> str:
+    """What the training split owes to synthesis: the synthetic share per criterion, and the rare groups synthesis
+    left short with the reason (`unfilled`: the synthetic_samples report rows with `unfilled` > 0; None: not recorded)."""
+    lines = ["## Synthetic samples"]
+    total, made = train.height, train.filter(pl.col("origin") == SYNTHETIC).height
+    cap = f"at most {max_share:g} of each balance group" if max_share is not None else "no cap"
+    lines.append(f"Synthetic share of the training split: {made} of {total} samples ({made / max(1, total):.1%}); "
+                 f"`balance.max_synthetic_share`: {cap}. Synthetic samples are never in the test split.")
+    if total:
+        lines.append(_table(synthetic_share(train)))
+    if target_model != SIMPLE:
+        lines.append("The complex model is not synthesized.")
+    elif unfilled is None:
+        lines.append("Rare groups left short by synthesis: not recorded (see the `synthetic_samples` metadata).")
+    elif unfilled.is_empty():
+        lines.append("Every rare group (product_category, criterion, score_bucket) reached `synthesis.min_samples`.")
+    else:
+        lines.append(f"Rare groups left short by synthesis: {unfilled.height} groups, {int(unfilled['unfilled'].sum())} samples short; "
+                     "their criterion and severity are under-represented in training:")
+        lines.append(_table(unfilled))
+    return "\n\n".join(lines)
+
+
+def test_section(test: pl.DataFrame, target_model: str, min_samples: int) -> str:
+    """The test split per criterion group, with a warning for each group too small or with one label to measure."""
+    groups = test_groups(test, target_model, min_samples)
+    flagged = groups.filter(pl.col("problem").is_not_null())
+    lines = ["## Test split by criterion", _table(groups.drop("problem"))]
+    if flagged.is_empty():
+        lines.append(f"Every test criterion group has both labels and at least {min_samples} samples (`checks.min_test_group_samples`).")
+    else:
+        lines.append("\n".join(
+            f"- Warning: test group `{row['criterion_group']}` has {row['problem']} ({row['test']} samples: {row['negative']} negative, "
+            f"{row['positive']} positive): its precision and recall cannot be measured reliably (`checks.min_test_group_samples`: {min_samples})."
+            for row in flagged.iter_rows(named=True)
+        ))
+    return "\n\n".join(lines)
 
 
 def provenance_section(code: dict[str, str], inputs: dict, config: dict) -> str:

@@ -19,9 +19,10 @@ import polars as pl
 
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core import export, export_qe, export_rl
-from tqc_dagster.core.dataset_card import OWN_CARD, DataFile, bedrock_section, dataset_card, format_card, languages, notes
+from tqc_dagster.core.dataset_card import OWN_CARD, DataFile, bedrock_section, dataset_card, format_card, languages, notes, synthesis_section, test_section
 
 SPLITS = ("train", "test")
+_EMPTY = pl.DataFrame(schema={"criterion": pl.Int64, "origin": pl.String, "label": pl.String, "target_model": pl.String})
 
 
 class Format(NamedTuple):
@@ -103,9 +104,11 @@ def split_frames(samples: pl.DataFrame, split: str, source: str, target_model: s
     return [frame for name in FORMATS for frame in by_format[name]], counts
 
 
-def write_export(folder: Path, judge_version: str, target_model: str, splits: dict[str, pl.DataFrame], config: TqcConfig, provenance: list[str]) -> dict:
+def write_export(folder: Path, judge_version: str, target_model: str, splits: dict[str, pl.DataFrame], config: TqcConfig, provenance: list[str],
+                 unfilled: pl.DataFrame | None = None) -> dict:
     """Write every format of one target model into `folder`, the LLaMA-Factory registration and the cards
-    (`provenance`: the card's sections on what made it); returns samples, Bedrock lines and left out per split."""
+    (`provenance`: the card's sections on what made it; `unfilled`: the rare groups synthesis left short, None when
+    not recorded); returns samples, Bedrock lines and left out per split."""
     counts, frames = {}, []
     for split, samples in splits.items():
         written, counts[split] = split_frames(samples, split, dataset_name(judge_version, target_model), target_model, config)
@@ -120,7 +123,11 @@ def write_export(folder: Path, judge_version: str, target_model: str, splits: di
         (folder / "llamafactory/dataset_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     what = {name: form.what for name, form in FORMATS.items()}
     digests = content_digests(folder, files)
-    extra = [bedrock_section(files, config.export.seed), *provenance]
+    coverage = [
+        synthesis_section(splits.get("train", _EMPTY), target_model, config.balance.max_synthetic_share, unfilled),
+        test_section(splits.get("test", _EMPTY), target_model, config.checks.min_test_group_samples),
+    ]
+    extra = [*coverage, bedrock_section(files, config.export.seed), *provenance]
     card_notes = notes(counts, config.consensus.policy)
     (folder / "README.md").write_text(dataset_card(judge_version, target_model, splits, files, digests, what, card_notes, extra, config.export.license))
     for name in OWN_CARD:

@@ -12,7 +12,7 @@ import pytest
 
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import CRITERIA, MAX_SCORE, SIMPLE_CRITERIA
-from tqc_dagster.core.synthesis import GROUP_KEYS, rows_outside_their_group
+from tqc_dagster.core.synthesis import rows_outside_their_group
 from tqc_dagster.core.synthesis import perturbations as p
 from tqc_dagster.core.synthesis.rules import RulesBackend
 from tqc_dagster_tests.samples import sample, samples_frame, scores_for

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,10 +77,7 @@ def prepare_home(config_path: Path) -> Path:
     """`dagster_home/` beside the config with the repo's dagster.yaml (the folder `tqc run --config` uses too)."""
     home = Path(config_path).resolve().parent / HOME_FOLDER
     home.mkdir(parents=True, exist_ok=True)
-    settings = (REPO_ROOT / HOME_FOLDER / "dagster.yaml").read_text()
-    # The automation sensor keeps Dagster's 30 s while the backfill daemon ticks faster (fast_daemon/sitecustomize.py
-    # changes the default both read): a backfill's levels then never race the sensor's evaluation of the same partitions.
-    (home / "dagster.yaml").write_text(settings + "auto_materialize:\n  minimum_interval_seconds: 30\n")
+    shutil.copyfile(REPO_ROOT / HOME_FOLDER / "dagster.yaml", home / "dagster.yaml")
     return home
 
 
@@ -196,9 +194,6 @@ def server_env(config_path: Path, home: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    # The backfill daemon ticks every 2 s instead of Dagster's fixed 30 s (see fast_daemon/sitecustomize.py).
-    env["TQC_TEST_DAEMON_INTERVAL_S"] = "2"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent / "fast_daemon"), env.get("PYTHONPATH")]))
     # The tests' own pytest settings must not leak into the server's processes.
     for name in ("PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS"):
         env.pop(name, None)

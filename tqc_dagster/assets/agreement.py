@@ -30,14 +30,23 @@ def build_agreement_assets(config: TqcConfig, models: dg.PartitionsDefinition) -
         owners=OWNERS["agreement"],
         partitions_def=models,
         automation_condition=FOLLOW_UPSTREAM,
-        ins={PROCESSED: dg.AssetIn(partition_mapping=every_judge_version_of_a_model())},
+        # Every judge version of the model is mapped; a version outside agreement.judges that is not ingested yet
+        # (a new judge_from version being judged) is left out instead of stopping the agreement of the others.
+        ins={PROCESSED: dg.AssetIn(partition_mapping=every_judge_version_of_a_model(), metadata={"allow_missing_partitions": True})},
         description=f"Agreement of every pair of judges {', '.join(judges)} on the same translations of this model (judge_a, "
         "judge_b): per criterion "
         "and overall, coverage, Cohen's quadratic-weighted kappa on score buckets, Spearman correlation of scores, "
         "label agreement and the label confusion matrix.",
         metadata=column_schema(JudgeAgreement),
     )
-    def judge_agreement(processed_samples: pl.DataFrame):
+    def judge_agreement(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame):
+        absent = sorted(set(judges) - set(processed_samples.get_column("judge_version").unique().to_list()))
+        if absent:
+            raise dg.Failure(
+                f"judge_agreement {context.partition_key}: no processed_samples of judge version(s) {', '.join(absent)} "
+                "(agreement.judges); ingest them first, or leave them out of agreement.judges",
+                allow_retries=False,
+            )
         table, pairs = pairwise(processed_samples, judges, thresholds)
         JudgeAgreement.validate(table)
         lead = table.filter((pl.col("judge_a") == first) & (pl.col("judge_b") == second))

@@ -121,7 +121,13 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             ),
         },
         # With consensus filtering, the other judge versions' samples of this model come along.
-        ins={PROCESSED: dg.AssetIn(partition_mapping=same_model_every_judge_version() if consensus != "none" else None), SYNTHETIC_SAMPLES: dg.AssetIn()},
+        # Consensus compares with every other judge version of the model that is stored (one being judged is left out).
+        ins={
+            PROCESSED: dg.AssetIn(partition_mapping=same_model_every_judge_version(), metadata={"allow_missing_partitions": True})
+            if consensus != "none"
+            else dg.AssetIn(),
+            SYNTHETIC_SAMPLES: dg.AssetIn(),
+        },
         partitions_def=partitions,
     )
     def train_test_split(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, synthetic_samples: pl.DataFrame):

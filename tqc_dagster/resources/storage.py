@@ -57,22 +57,25 @@ class ParquetIOManager(dg.IOManager):
         """One partition, or all the mapped upstream partitions concatenated (e.g. both models of a judge version).
 
         Raises dg.Failure when a blocking check of one of them did not pass, and MissingPartitionError when one
-        was never materialized.
+        was never materialized, unless the input allows missing partitions (`AssetIn(metadata={"allow_missing_partitions":
+        True})`, Dagster's UPathIOManager convention): those are then left out with a warning, and only when none is
+        stored does loading fail.
         """
         asset = context.asset_key.to_user_string()
-        keys = sorted(context.asset_partition_keys)
-        assert_loadable(context.instance, keys, self.blocking_checks.get(asset, ()))
         store = self.store
-        frames = []
-        for key in keys:
-            path = self._path(context, key)
-            if not store.exists(path):
-                raise MissingPartitionError(
-                    f"{asset} partition {key} is not materialized yet ({path}); "
-                    f"materialize it first, e.g. tqc run --partition '{key}'"
-                )
-            frames.append(store.read_parquet(path))
-        return pl.concat(frames)
+        paths = {key: self._path(context, key) for key in sorted(context.asset_partition_keys)}
+        missing = [key for key, path in paths.items() if not store.exists(path)]
+        optional = bool((context.definition_metadata or {}).get("allow_missing_partitions"))
+        if missing and (not optional or len(missing) == len(paths)):
+            raise MissingPartitionError(
+                f"{asset} partition {missing[0]} is not materialized yet ({paths[missing[0]]}); "
+                f"materialize it first, e.g. tqc run --partition '{missing[0]}'"
+            )
+        if missing:
+            context.log.warning(f"{asset}: partitions {', '.join(missing)} are not materialized yet; read without them")
+        stored = [key for key in paths if key not in missing]
+        assert_loadable(context.instance, stored, self.blocking_checks.get(asset, ()))
+        return pl.concat([store.read_parquet(paths[key]) for key in stored])
 
 
 def parquet_io_manager(storage_root: str, s3: S3, blocking_checks: Mapping[str, Sequence[dg.AssetCheckKey]]) -> dg.IOManagerDefinition:

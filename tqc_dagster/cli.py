@@ -109,9 +109,10 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
     config = _load(config_path)
     from tqc_dagster.stores import StorageError
 
+    from tqc_dagster.assets.judging import judged_versions
     from tqc_dagster.estimate_judging import estimate_judging, print_judging
 
-    judged = {name for name, version in config.judge_versions.items() if version.judge_from is not None}
+    judged = judged_versions(config)
     try:
         if judged:
             print_judging(config, estimate_judging(config))

@@ -130,6 +130,10 @@ class TokenPrice(_Strict):
     input: float = Field(ge=0.0, description="USD per million input tokens")
     output: float = Field(ge=0.0, description="USD per million output tokens")
 
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for that many tokens, unrounded."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1e6
+
 
 # USD per million (input, output) tokens on demand (Amazon Bedrock pricing, https://aws.amazon.com/bedrock/pricing/);
 # batch inference is billed at half the on-demand price there.

@@ -67,7 +67,7 @@ def estimate_partition(samples: pl.DataFrame, config: TqcConfig, judge_version: 
     minutes = max((requests + verify_requests) / bedrock.requests_per_minute, tokens / bedrock.tokens_per_minute)
     by_model = [(bedrock.model_id, input_tokens, output_tokens)] + ([(judge_model, verify_input, verify_output)] if judge_model else [])
     prices = [bedrock.prices.get(model) for model, _, _ in by_model]
-    cost = None if None in prices else sum((i * price.input + o * price.output) / 1e6 for price, (_, i, o) in zip(prices, by_model))
+    cost = None if None in prices else sum(price.cost(i, o) for price, (_, i, o) in zip(prices, by_model))
     return {
         "groups": wanted.height,
         "samples_to_make": int(wanted.get_column("needed").sum() or 0),

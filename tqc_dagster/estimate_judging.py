@@ -39,7 +39,7 @@ def judging_partition(records: pl.DataFrame, config: TqcConfig, judge_version: s
     batch_price, price = config.bedrock.batch_prices.get(version.judge_model), config.bedrock.prices.get(version.judge_model)
 
     def cost(rate) -> float | None:
-        return None if rate is None else round((input_tokens * rate.input + output_tokens * rate.output) / 1e6, 2)
+        return None if rate is None else round(rate.cost(input_tokens, output_tokens), 2)
 
     return {
         "judge_version": judge_version,

@@ -183,20 +183,17 @@ class S3Store:
         except (OSError, pl.exceptions.PolarsError) as error:
             raise StorageError(f"{uri}: cannot read the parquet footer: {error}") from None
 
-    def _upload(self, path: str, uri: str) -> None:
+    def write_file(self, path: str, uri: str) -> None:
+        """Upload a local file; the object appears only when its (multipart) upload completes."""
         bucket, key = _split(uri)
         with self._errors(uri):
             self.client.upload_file(path, bucket, key)
-
-    def write_file(self, path: str, uri: str) -> None:
-        """Upload a local file; the object appears only when its (multipart) upload completes."""
-        self._upload(path, uri)
 
     def write_parquet(self, frame: pl.DataFrame, uri: str) -> None:
         with tempfile.TemporaryDirectory(prefix="tqc-") as folder:
             path = os.path.join(folder, "part.parquet")
             frame.write_parquet(path, compression="zstd", statistics=True)
-            self._upload(path, uri)
+            self.write_file(path, uri)
 
     def publish_folder(self, uri: str, write: Callable[[Path], None], markers: Sequence[str] = ("",)) -> None:
         """Upload a folder built locally. Every `_SUCCESS` under it is removed first and the new ones (in each

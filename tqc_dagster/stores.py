@@ -55,6 +55,17 @@ def parent(uri: str) -> str:
     return uri.rsplit("/", 1)[0] if is_s3(uri) else str(Path(uri).parent)
 
 
+def _replace_atomically(uri: str, write: Callable[[str], object]) -> None:
+    """`write(temporary)` a file beside `uri`, then rename it into place; nothing partial is ever left under either name."""
+    temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
+    try:
+        write(temporary)
+        os.replace(temporary, uri)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 class LocalStore:
     def glob(self, pattern: str) -> list[str]:
         return sorted(local_glob.glob(pattern))
@@ -98,25 +109,12 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         for leftover in target.parent.glob(f"{local_glob.escape(target.name)}.tmp-*"):
             leftover.unlink(missing_ok=True)
-        temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
-        try:
-            frame.write_parquet(temporary, compression="zstd", statistics=True)
-            os.replace(temporary, uri)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        _replace_atomically(uri, lambda temporary: frame.write_parquet(temporary, compression="zstd", statistics=True))
 
     def write_file(self, path: str, uri: str) -> None:
         """Copy a local file to `uri` atomically: written beside the target, then renamed into place."""
-        target = Path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = f"{uri}.tmp-{uuid.uuid4().hex}"
-        try:
-            shutil.copyfile(path, temporary)
-            os.replace(temporary, uri)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        _replace_atomically(uri, lambda temporary: shutil.copyfile(path, temporary))
 
     def publish_folder(self, uri: str, write: Callable[[Path], None], markers: Sequence[str] = ("",)) -> None:
         """Build the folder in a hidden staging folder beside it, then swap it in whole, with a `_SUCCESS`

@@ -8,7 +8,7 @@ import polars as pl
 
 from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import table_metadata
-from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, UNFILLED_COLUMNS, UNFILLED_GROUPS
+from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, UNFILLED_COLUMNS, UNFILLED_GROUPS, UNFILLED_SCHEMA
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.dataset_card import provenance_section
 from tqc_dagster.core.export_folder import empty_splits, target_splits, verify_folders, write_export
@@ -90,9 +90,6 @@ def synthesis_shortfalls(instance: dg.DagsterInstance, judge_version: str, model
         frames.append(frame.select(pl.lit(model).alias("model"), *UNFILLED_COLUMNS))
     return pl.concat(frames).sort("model", "product_category", "criterion", "score_bucket")
 
-
-UNFILLED_SCHEMA = {"product_category": pl.String, "criterion": pl.Int64, "score_bucket": pl.Int64, "samples": pl.Int64, "needed": pl.Int64,
-                   "made": pl.Int64, "unfilled": pl.Int64, "why": pl.String}
 
 
 def build_export_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -176,7 +176,8 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
         client = control_client(config.judge_versions[judge_version].batch, config.bedrock.region)
         plan = job_plan(config, judge_version)
         jobs = JudgeJobs.validate(refresh(client, submit(client, plan_jobs(request_files(judge_requests), plan), plan, context.log.info)))
-        for problem in problems(jobs):
+        trouble = problems(jobs)
+        for problem in trouble:
             context.log.warning(problem)
         yield dg.Output(
             jobs,
@@ -184,7 +185,7 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
                 "dagster/row_count": jobs.height,
                 "by_status": dg.MetadataValue.json(counts_dict(jobs, "status")),
                 "jobs": table_metadata(jobs.drop("client_token", "sha256"), 100),
-                "problems": dg.MetadataValue.json(problems(jobs)),
+                "problems": dg.MetadataValue.json(trouble),
             },
         )
 

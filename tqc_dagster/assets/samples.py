@@ -32,7 +32,9 @@ TRAINSET = "trainset"
 TESTSET = "testset"
 BALANCED = "balanced_trainset"
 UNFILLED_GROUPS = "unfilled_groups"  # synthetic_samples metadata: the report rows of the groups left short
-UNFILLED_COLUMNS = ["product_category", "criterion", "score_bucket", "samples", "needed", "made", "unfilled", "why"]
+UNFILLED_SCHEMA = {"product_category": pl.String, "criterion": pl.Int64, "score_bucket": pl.Int64, "samples": pl.Int64, "needed": pl.Int64,
+                   "made": pl.Int64, "unfilled": pl.Int64, "why": pl.String}
+UNFILLED_COLUMNS = list(UNFILLED_SCHEMA)
 
 
 def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

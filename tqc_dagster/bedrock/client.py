@@ -97,7 +97,7 @@ class Usage:
         numbers = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_") and not f.name.endswith("_at")}
         numbers["achieved_requests_per_minute"] = round(self.requests_per_minute, 2)
         if price is not None:
-            numbers["estimated_cost_usd"] = round((self.input_tokens * price.input + self.output_tokens * price.output) / 1e6, 4)
+            numbers["estimated_cost_usd"] = round(price.cost(self.input_tokens, self.output_tokens), 4)
         return numbers
 
 

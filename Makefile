@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PORT ?= 3000
+# Test processes (pytest-xdist, a test module per process at a time): most of the suite is Dagster runs and
+# servers, a process each, so two processes use both cores and a third fills the waits on daemons.
+TEST_WORKERS ?= 3
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: install run test dev demo-data clean
@@ -30,7 +33,7 @@ run: demo-data
 
 test: install
 	bash scripts/ensure-chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 dev: demo-data  # make dev PORT=3001
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,26 @@ DEMO_RECORDS = 400
 # moto's request recorder (s3_server.recording) writes its log to this file, read when moto is first imported:
 # set before any test module imports it, so nothing lands in the working tree.
 os.environ.setdefault("MOTO_RECORDER_FILEPATH", os.path.join(tempfile.gettempdir(), f"tqc-moto-recording-{os.getpid()}"))
+# The modules that take longest, mostly waiting on servers and daemons: started first, so that under pytest-xdist
+# (make test: --dist loadfile, a module per worker at a time) the other workers fill the waits.
+SLOW_MODULES_FIRST = ("test_ui_graphql.py", "test_judging_loop.py", "test_s3_pipeline.py", "test_synthesis_batch.py", "test_ui_browser.py", "test_guard_rails.py")
+
+
+def pytest_configure(config):
+    """Test scratch folders (tmp_path, the projects' lakes and Dagster instances) on tmpfs where there is one: Dagster's
+    SQLite instance commits every event, and an fsync per commit is most of a run's I/O (~2 ms each on this disk).
+    An explicit TMPDIR or --basetemp wins."""
+    if "TMPDIR" not in os.environ and config.option.basetemp is None and os.access("/dev/shm", os.W_OK):
+        os.environ["TMPDIR"] = "/dev/shm"  # inherited by xdist workers and the servers tests start
+        tempfile.tempdir = None
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOW_MODULES_FIRST.index(name) if name in SLOW_MODULES_FIRST else len(SLOW_MODULES_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a module and among the others is kept
 
 
 def write_config(folder: Path, demo_dir: Path, **overrides) -> Path:
@@ -68,13 +89,31 @@ def offline_datasets(tmp_path_factory):
         yield datasets, str(home / "cache")
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name`, filled by `make(folder)` once per test session: under pytest-xdist the workers share
+    one copy (the first to take the lock makes it, the others wait for it and read it)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name, numbered=False)
+        make(folder)
+        return folder
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the session's base folder, above each worker's own
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed half-way left
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     from tqc_dagster.demo_data import write_demo_data
 
-    folder = tmp_path_factory.mktemp("demo")
-    write_demo_data(folder, records=DEMO_RECORDS, seed=7)
-    return folder
+    return made_once(tmp_path_factory, "demo", lambda folder: write_demo_data(folder, records=DEMO_RECORDS, seed=7))
 
 
 @pytest.fixture
@@ -103,6 +142,11 @@ class FullRun:
 def full_run(demo_dir, tmp_path_factory) -> FullRun:
     """One `tqc run` of the whole graph on the demo data, computed once per test session and shared: read it,
     never change it (`full_run.copy(folder)` for a project of your own)."""
-    config_path, result = run_project(tmp_path_factory.mktemp("full_run") / "project", demo_dir)
-    assert result.exit_code == 0, result.output
-    return FullRun(config_path, result.output)
+
+    def make(folder: Path) -> None:
+        _, result = run_project(folder / "project", demo_dir)
+        assert result.exit_code == 0, result.output
+        (folder / "output.txt").write_text(result.output)
+
+    folder = made_once(tmp_path_factory, "full_run", make)
+    return FullRun(folder / "project" / "tqc.yaml", (folder / "output.txt").read_text())

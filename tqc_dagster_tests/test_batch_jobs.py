@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from botocore.exceptions import ClientError
 
-from tqc_dagster.bedrock.batch import PENDING, BatchJobError, JobPlan, all_done, plan_jobs, problems, refresh, submit
+from tqc_dagster.bedrock.batch import PENDING, BatchJobError, JobPlan, all_done, name_prefix, plan_jobs, problems, refresh, submit
 from tqc_dagster.core.batch_outputs import read_records
 from tqc_dagster_tests.fake_bedrock_batch import running_fake_batch
 from tqc_dagster_tests.s3_server import REGION, s3_server  # noqa: F401  (module-scoped fixture)
@@ -39,7 +39,7 @@ def setup(s3_server):  # noqa: F811
         "request_file": [request_file(s3, bucket, "part-0.jsonl", 120), request_file(s3, bucket, "part-1.jsonl", 110, start=120)],
         "sha256": ["a" * 64, "b" * 64], "records": [120, 110],
     })
-    plan = JobPlan("v3", MODEL, ROLE, f"s3://{bucket}/batch-output/v3/", 24, max_concurrent_jobs=1)
+    plan = JobPlan("v3", name_prefix("v3"), MODEL, ROLE, f"s3://{bucket}/batch-output/v3/", 24, max_concurrent_jobs=1)
     with running_fake_batch(s3) as (fake, url):
         client = boto3.client("bedrock", endpoint_url=url, region_name=REGION)
         yield fake, client, plan_jobs(files, plan), plan, s3_server, bucket

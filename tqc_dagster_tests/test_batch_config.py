@@ -1,4 +1,5 @@
-"""The config of judged versions (judge_from, batch, the judge prompt): any value loads or names its key."""
+"""The config of judged versions (judge_from, batch, the judge prompt) and of bulk synthesis (synthesis.batch): any value
+loads or names its key."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tqc_dagster.config import JudgeBatch, JudgePrompt, load_config
+from tqc_dagster.config import JudgeBatch, JudgePrompt, SynthesisBatch, load_config
+from tqc_dagster.config_batch import BatchJobs
 from tqc_dagster_tests.test_config import with_value
 from tqc_dagster_tests.test_config_properties import VALUES, loads_or_names, write
 
@@ -63,3 +65,37 @@ def test_bad_values_are_named(tmp_path, key, value, named):
 @given(key=st.sampled_from(KEYS), value=VALUES)
 def test_any_value_at_any_batch_key_loads_or_names_the_key(tmp_path, key, value):
     loads_or_names(write(tmp_path, with_value(BASE, key, value)), key)
+
+
+SYNTHESIS = {
+    **{key: value for key, value in BASE.items() if key != "agreement"},
+    "judge_versions": {"v1": BASE["judge_versions"]["v1"]},
+    "synthesis": {"backend": "bedrock", "batch": {"role_arn": "arn:aws:iam::123456789012:role/tqc-batch", "input_uri": "synthesis-in", "output_uri": "s3://b/synthesis-out/"}},
+}
+SYNTHESIS_KEYS = [f"synthesis.batch.{key}" for key in sorted(SynthesisBatch.model_fields)]
+
+
+def test_bulk_synthesis_shares_the_job_settings_and_resolves_its_folders(tmp_path):
+    batch = load_config(write(tmp_path, SYNTHESIS)).synthesis.batch
+    assert set(BatchJobs.model_fields) <= set(SynthesisBatch.model_fields) and set(BatchJobs.model_fields) <= set(JudgeBatch.model_fields)
+    assert batch.input_uri == str(tmp_path / "synthesis-in") and batch.output_uri == "s3://b/synthesis-out/"
+    assert batch.min_requests == batch.min_records_per_job == 100 and batch.max_concurrent_jobs == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("synthesis.backend", "rules", "synthesis.batch: needs backend: bedrock"),
+        ("synthesis.batch.min_requests", 50, "min_requests (50) must be at least min_records_per_job (100)"),
+        ("synthesis.batch.min_records_per_job", 60_000, "min_records_per_job (60000) must not exceed records_per_file"),
+        ("synthesis.batch.prompt", {}, "synthesis.batch.prompt: unknown key"),
+    ],
+)
+def test_bad_synthesis_batch_values_are_named(tmp_path, key, value, named):
+    assert loads_or_names(write(tmp_path, with_value(SYNTHESIS, key, value)), named) is None
+
+
+@SETTINGS
+@given(key=st.sampled_from(SYNTHESIS_KEYS), value=VALUES)
+def test_any_value_at_any_synthesis_batch_key_loads_or_names_the_key(tmp_path, key, value):
+    loads_or_names(write(tmp_path, with_value(SYNTHESIS, key, value)), key)

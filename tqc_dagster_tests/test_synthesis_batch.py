@@ -24,6 +24,7 @@ from tqc_dagster.assets.synthesis_batch import SENSOR, SYNTHESIS_JOBS, SYNTHESIS
 from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
 from tqc_dagster.definitions import build_definitions
+from tqc_dagster.estimate import estimate
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster_tests.bedrock_helpers import use_dummy_aws
 from tqc_dagster_tests.conftest import write_config
@@ -117,6 +118,10 @@ def test_large_deficit_goes_through_batch_and_only_the_rest_online(loop, demo_di
     assert requests.height == round_0 >= 20 and requests.get_column("record_id").str.contains(r"^[0-9a-f]{64}$").all()
     files = sorted(server.keys(bucket, "synthesis-input/v1/model_a/"))
     assert len(files) == requests.get_column("request_file").n_unique() >= 3
+    (row,) = estimate(run.config, [("v1", "model_a")]).iter_rows(named=True)  # tqc estimate: round 0 at the batch price
+    assert row["batch_requests"] == round_0 and row["cost_with_batch_usd"] < row["cost_usd"]
+    printed = CliRunner().invoke(main, ["estimate", "--config", run.config.config_path, "--partition", PARTITION], catch_exceptions=False)
+    assert printed.exit_code == 0 and f"with round 0 of {round_0} requests through batch inference" in printed.output
     assert "turn on the synthesis_batch_jobs sensor" in run.failure(SYNTHETIC_SAMPLES)
     assert converse.log == []  # nothing paid online while round 0 waits for batch
 

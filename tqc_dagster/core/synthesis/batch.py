@@ -8,8 +8,9 @@ for any model Converse serves, and its `modelOutput` is a Converse response ("Vi
 job": "For Converse jobs, the format matches the response body of the Converse API").
 
 The `recordId` of a line is the request's cache key (`bedrock.cache.request_key`, 64 hex digits): the user guide
-asks for an alphanumeric string, which hex is, and a record's answer goes into the cache under that same key, so
-the online path finds it and pays nothing twice.
+asks for an alphanumeric string, which hex is (an older version said "11 character alphanumeric string"; the real
+judge jobs this project reads used longer ids with `_`), and a record's answer goes into the cache under that same
+key, so the online path finds it and pays nothing twice.
 """
 
 from __future__ import annotations

@@ -123,6 +123,9 @@ def test_large_deficit_goes_through_batch_and_only_the_rest_online(loop, demo_di
     printed = CliRunner().invoke(main, ["estimate", "--config", run.config.config_path, "--partition", PARTITION], catch_exceptions=False)
     assert printed.exit_code == 0 and f"with round 0 of {round_0} requests through batch inference" in printed.output
     assert "turn on the synthesis_batch_jobs sensor" in run.failure(SYNTHETIC_SAMPLES)
+    requests.head(-1).write_parquet(run.path(SYNTHESIS_REQUESTS))  # requests of other samples (round 0 has changed since)
+    assert f"{SYNTHESIS_REQUESTS} of {PARTITION} was made from other samples" in run.failure(SYNTHETIC_SAMPLES)
+    requests.write_parquet(run.path(SYNTHESIS_REQUESTS))
     assert converse.log == []  # nothing paid online while round 0 waits for batch
 
     (submit,) = run.tick()

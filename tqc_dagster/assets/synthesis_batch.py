@@ -33,7 +33,7 @@ from tqc_dagster.config import TqcConfig, batch_output_glob
 from tqc_dagster.core.split import source_is_test
 from tqc_dagster.core.synthesis import deficits
 from tqc_dagster.core.synthesis.batch import ANSWER_SCHEMA, converse_answer, read_answers, request_lines
-from tqc_dagster.core.synthesis.bedrock import BedrockBackend
+from tqc_dagster.core.synthesis.bedrock import Accept, BedrockBackend
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, split_key
 from tqc_dagster.resources.bedrock import BedrockResource
 from tqc_dagster.schemas import SynthesisJobs, SynthesisRequests
@@ -59,7 +59,7 @@ def bedrock_backend(config: TqcConfig, client, verifier=None) -> BedrockBackend:
     )
 
 
-def round_zero(config: TqcConfig, backend: BedrockBackend, processed: pl.DataFrame) -> list[tuple[dict, object]]:
+def round_zero(config: TqcConfig, backend: BedrockBackend, processed: pl.DataFrame) -> list[tuple[dict, Accept]]:
     """Round 0 of a partition: its (Converse request, accept) pairs (BedrockBackend.first_round)."""
     return backend.first_round(processed, deficits(processed, config.synthesis.min_samples), config.synthesis.seed)
 
@@ -134,7 +134,7 @@ def build_synthesis_batch_assets(config: TqcConfig, partitions: dg.PartitionsDef
     return [synthesis_requests, synthesis_jobs]
 
 
-def prefill_from_batch(config: TqcConfig, partition: str, pairs: list[tuple[dict, object]], cache, log) -> dict:
+def prefill_from_batch(config: TqcConfig, partition: str, pairs: list[tuple[dict, Accept]], cache, log) -> dict:
     """Put the partition's usable batch answers into the response cache `cache` (bedrock.cache.ResponseCache); what it did.
 
     `pairs` are round 0's (request, accept) of the partition now. Below synthesis.batch.min_requests nothing is read.
@@ -147,9 +147,9 @@ def prefill_from_batch(config: TqcConfig, partition: str, pairs: list[tuple[dict
     if len(pairs) < batch.min_requests:
         return {"batch": _why_online(len(pairs), batch.min_requests)}
     judge_version, model = split_key(partition)
-    keys = {request_key(request): (request, accept) for request, accept in pairs}
+    accepts = {request_key(request): accept for request, accept in pairs}
     requests, jobs = stored_asset(config, SYNTHESIS_REQUESTS, judge_version, model), stored_asset(config, SYNTHESIS_JOBS, judge_version, model)
-    if requests is None or requests.is_empty() or set(requests.get_column("record_id")) != set(keys):
+    if requests is None or requests.is_empty() or set(requests.get_column("record_id")) != set(accepts):
         state = "is not materialized" if requests is None else "was made from other samples (or none)"
         raise BatchNotReady(f"round 0 of {partition} has {len(pairs)} requests (synthesis.batch.min_requests {batch.min_requests}), so it goes through "
                             f"batch inference, but {SYNTHESIS_REQUESTS} of {partition} {state}: materialize {SYNTHESIS_REQUESTS} and turn on the {SENSOR} sensor")
@@ -162,18 +162,18 @@ def prefill_from_batch(config: TqcConfig, partition: str, pairs: list[tuple[dict
         raise BatchNotReady(f"batch jobs of {partition} are not done: {named}; the {SENSOR} sensor requests synthetic_samples once they are")
     for problem in problems(jobs):
         log.warning(problem)
-    answers = _answers(config, synthesis_plan(config, judge_version, model), jobs).filter(pl.col("record_id").is_in(list(keys)))
+    answers = _answers(config, synthesis_plan(config, judge_version, model), jobs).filter(pl.col("record_id").is_in(list(accepts)))
     cached = rejected = 0
     for record_id, text, stop_reason, error, input_tokens, output_tokens in answers.iter_rows():  # one per request, not per sample
         answer = converse_answer(text, stop_reason, input_tokens, output_tokens) if error is None and text is not None else None
-        if answer is None or not keys[record_id][1](answer):
+        if answer is None or not accepts[record_id](answer):
             rejected += 1
             continue
         held = cache.get(record_id)
-        if held is None or not keys[record_id][1](held):
+        if held is None or not accepts[record_id](held):
             cache.put(record_id, answer)
         cached += 1
-    return _prefill_report(config, jobs, answers, len(keys), cached, rejected)
+    return _prefill_report(config, jobs, answers, len(accepts), cached, rejected)
 
 
 def _answers(config: TqcConfig, plan: JobPlan, jobs: pl.DataFrame) -> pl.DataFrame:

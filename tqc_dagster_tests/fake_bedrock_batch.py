@@ -6,7 +6,7 @@ ListModelInvocationJobs (`GET /model-invocation-jobs`), StopModelInvocationJob
 (`POST /model-invocation-job/{id}/stop`), paths and shapes from botocore's `bedrock` service model.
 Errors are real REST-JSON errors (`x-amzn-ErrorType` header, `{"message"}` body): ThrottlingException
 (HTTP 429, the next `throttle` requests), ValidationException
-(bad name, role, model, input missing, fewer than `min_records` records, stopping a finished job),
+(bad name, role, model, invocation type, input missing, fewer than `min_records` records, stopping a finished job),
 ServiceQuotaExceededException (more than `max_jobs` jobs Submitted..InProgress), ConflictException
 (a job name taken by another token), ResourceNotFoundException.
 
@@ -93,6 +93,8 @@ class FakeBedrockBatch:
             raise _ApiError(400, "ValidationException", f"1 validation error detected: Value '{name}' at 'jobName' failed to satisfy constraint")
         if not ROLE.fullmatch(body.get("roleArn", "")):
             raise _ApiError(400, "ValidationException", "1 validation error detected: Value at 'roleArn' failed to satisfy constraint")
+        if body.get("modelInvocationType", "InvokeModel") not in ("InvokeModel", "Converse"):
+            raise _ApiError(400, "ValidationException", f"1 validation error detected: Value '{body['modelInvocationType']}' at 'modelInvocationType' failed to satisfy constraint")
         if body.get("modelId") not in self.models:
             raise _ApiError(400, "ValidationException", f"The provided model identifier is invalid: {body.get('modelId')}")
         if any(job["jobName"] == name for job in self.jobs.values()):

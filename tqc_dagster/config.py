@@ -16,7 +16,7 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Seed, Text, _Strict, template_with
-from tqc_dagster.config_batch import JudgeBatch, JudgePrompt  # noqa: F401  (part of the config's interface)
+from tqc_dagster.config_batch import JudgeBatch, JudgePrompt, SynthesisBatch  # noqa: F401  (part of the config's interface)
 from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import TARGET_MODELS
@@ -110,12 +110,22 @@ class Synthesis(_Strict):
         False, description="bedrock backend: keep a sample only when the judge model, sent the real judge prompt, puts it in its group"
     )
     judge_model: Text | None = Field(None, description="model id of the verifying judge; null: the partition's judge_versions.<v>.judge_model")
+    batch: SynthesisBatch | None = Field(
+        None, description="bedrock backend: send a partition's first round through Bedrock batch inference when it has at least batch.min_requests requests"
+    )
 
     @field_validator("verify_with_judge")
     @classmethod
     def _bedrock_samples_only(cls, value: bool, info: ValidationInfo) -> bool:
         if value and info.data.get("backend") == "rules":
             raise ValueError("needs backend: bedrock (the rules backend's samples are not judged)")
+        return value
+
+    @field_validator("batch")
+    @classmethod
+    def _bedrock_requests_only(cls, value: SynthesisBatch | None, info: ValidationInfo) -> SynthesisBatch | None:
+        if value is not None and info.data.get("backend") != "bedrock":
+            raise ValueError("needs backend: bedrock (the rules backend sends no requests)")
         return value
 
 
@@ -167,7 +177,7 @@ class Bedrock(_Strict):
     )
     batch_prices: dict[str, TokenPrice] = Field(
         default_factory=lambda: {model: TokenPrice(input=i * BATCH_PRICE_SHARE, output=o * BATCH_PRICE_SHARE) for model, (i, o) in ON_DEMAND_PRICES.items()},
-        description="USD per million tokens of batch inference by model id, for the judging estimate",
+        description="USD per million tokens of batch inference by model id, for the judging estimate and bulk synthesis",
     )
 
     @field_validator("tokens_per_minute")
@@ -374,13 +384,16 @@ def batch_output_glob(output_uri: str) -> str:
     return output_uri.rstrip("/") + "/*/*.jsonl.out" if "://" in output_uri else str(Path(output_uri, "*", "*.jsonl.out"))
 
 
+def _resolved_batch(batch, base: Path):
+    """A batch config (config_batch.BatchJobs) with its input_uri and output_uri against the config's folder."""
+    return batch.model_copy(update={"input_uri": _resolve(batch.input_uri, base), "output_uri": _resolve(batch.output_uri, base)})
+
+
 def _resolved_version(version: JudgeVersion, base: Path) -> JudgeVersion:
     """Paths against the config's folder; a judged version reads its batch outputs from batch.output_uri."""
     if version.batch is None:
         return version.model_copy(update={"input": _resolve(version.input, base)})
-    batch = version.batch.model_copy(
-        update={"input_uri": _resolve(version.batch.input_uri, base), "output_uri": _resolve(version.batch.output_uri, base)}
-    )
+    batch = _resolved_batch(version.batch, base)
     return version.model_copy(update={"batch": batch, "input": batch_output_glob(batch.output_uri)})
 
 
@@ -424,6 +437,7 @@ def load_config(path: str | os.PathLike | None = None) -> TqcConfig:
             "storage_root": storage_root,
             "bedrock": config.bedrock.model_copy(update={"cache_dir": cache_dir}),
             "judge_versions": {name: _resolved_version(jv, base) for name, jv in config.judge_versions.items()},
+            "synthesis": config.synthesis.model_copy(update={"batch": config.synthesis.batch and _resolved_batch(config.synthesis.batch, base)}),
         }
     )
 

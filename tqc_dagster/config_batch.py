@@ -1,5 +1,6 @@
-"""The config of judge versions judged through Bedrock batch inference (`judge_versions.<v>.batch`): the batch
-quotas, the judge prompt template and the job settings. Part of the project config (config.py)."""
+"""The config of Bedrock batch inference: judge versions judged through it (`judge_versions.<v>.batch`: the batch
+quotas, the judge prompt template and the job settings) and bulk synthesis (`synthesis.batch`). Part of the project
+config (config.py)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ class JudgePrompt(_Strict):
     anthropic_version: Text = "bedrock-2023-05-31"
 
 
-class JudgeBatch(_Strict):
-    """A judge version judged by Bedrock batch inference (CreateModelInvocationJob, one job per input file)."""
+class BatchJobs(_Strict):
+    """Where and how Bedrock batch inference jobs run (CreateModelInvocationJob, one job per input file): the fields
+    judging (JudgeBatch) and bulk synthesis (SynthesisBatch) share."""
 
     role_arn: Annotated[str, Field(pattern=r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$")] = Field(
         description="the service role Bedrock assumes to read input_uri and write output_uri"
@@ -56,10 +58,30 @@ class JudgeBatch(_Strict):
     timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each job (AWS: 24 to 168)")
     region: Region | None = Field(None, description="null: bedrock.region")
     endpoint_url: EndpointUrl | None = Field(None, description="the Bedrock control plane; null: AWS")
-    prompt: JudgePrompt = JudgePrompt()
 
     @model_validator(mode="after")
-    def _fits(self) -> "JudgeBatch":
+    def _fits(self) -> "BatchJobs":
         if self.min_records_per_job > self.records_per_file:
             raise ValueError(f"min_records_per_job ({self.min_records_per_job}) must not exceed records_per_file ({self.records_per_file})")
+        return self
+
+
+class JudgeBatch(BatchJobs):
+    """A judge version judged by Bedrock batch inference."""
+
+    prompt: JudgePrompt = JudgePrompt()
+
+
+class SynthesisBatch(BatchJobs):
+    """Bulk synthesis (`synthesis.batch`): a partition whose first round has at least `min_requests` requests sends that
+    round through Bedrock batch inference (jobs of the Converse invocation type); the rest goes online."""
+
+    min_requests: int = Field(
+        BATCH_MIN_RECORDS_PER_JOB, ge=1, description="a partition's first round goes through batch from this many requests; below it, online"
+    )
+
+    @model_validator(mode="after")
+    def _a_job_takes_it(self) -> "SynthesisBatch":
+        if self.min_requests < self.min_records_per_job:
+            raise ValueError(f"min_requests ({self.min_requests}) must be at least min_records_per_job ({self.min_records_per_job}): Bedrock refuses a smaller job")
         return self

@@ -25,6 +25,7 @@ from tqc_dagster.assets.exports import EXPORTS, build_export_assets
 from tqc_dagster.assets.judging import build_judging_assets
 from tqc_dagster.assets.ingest import PROCESSED, QUARANTINED, RAW, RECORDS, build_ingest_assets
 from tqc_dagster.assets.samples import BALANCED, SYNTHETIC_SAMPLES, TESTSET, TRAINSET, build_sample_assets
+from tqc_dagster.assets.synthesis_batch import build_synthesis_batch_assets
 from tqc_dagster.config import TqcConfig, project_config
 from tqc_dagster.partitions import judge_version_partitions, model_partitions, sample_partitions
 from tqc_dagster.resources.bedrock import BedrockResource
@@ -75,6 +76,7 @@ def build_definitions(config: TqcConfig) -> dg.Definitions:
         *build_export_assets(config, judge_versions),
         *build_agreement_assets(config, model_partitions(config)),
         *build_judging_assets(config, judge_versions),
+        *build_synthesis_batch_assets(config, partitions),
     ]
     asset_checks = [
         *build_ingest_checks(config, partitions, judge_versions),

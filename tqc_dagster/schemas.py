@@ -161,3 +161,14 @@ class JudgeJobs(pa.DataFrameModel):
     status: pl.String = pa.Field(description="Bedrock's ModelInvocationJobStatus, or Pending when not submitted yet")
     message: pl.String = pa.Field(nullable=True, description="Bedrock's message (why a job failed, expired or completed partially)")
     error_records: pl.Int64 = pa.Field(nullable=True, description="errorRecordCount of the job")
+
+
+class SynthesisRequests(JudgeRequests):
+    """One row per round-0 synthesis request of a partition sent through Bedrock batch inference (a line of its request files)."""
+
+    record_id: pl.String = pa.Field(description="Bedrock recordId: the Converse request's response-cache key (bedrock.cache.request_key)")
+    round: pl.Int64 = pa.Field(eq=0, description="always 0: only the first round goes through batch")
+
+
+class SynthesisJobs(JudgeJobs):
+    """One row per request file of a partition's bulk synthesis: its Bedrock batch inference job, as last seen."""

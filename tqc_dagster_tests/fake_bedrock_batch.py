@@ -6,7 +6,7 @@ ListModelInvocationJobs (`GET /model-invocation-jobs`), StopModelInvocationJob
 (`POST /model-invocation-job/{id}/stop`), paths and shapes from botocore's `bedrock` service model.
 Errors are real REST-JSON errors (`x-amzn-ErrorType` header, `{"message"}` body): ThrottlingException
 (HTTP 429, the next `throttle` requests), ValidationException
-(bad name, role, model, input missing, fewer than `min_records` records, stopping a finished job),
+(bad name, role, model, invocation type, input missing, fewer than `min_records` records, stopping a finished job),
 ServiceQuotaExceededException (more than `max_jobs` jobs Submitted..InProgress), ConflictException
 (a job name taken by another token), ResourceNotFoundException.
 
@@ -15,7 +15,10 @@ Its state moves only when a test calls `advance()` (Submitted -> InProgress -> t
 `<output s3Uri>/<job id>/<input file name>.out` and `manifest.json.out` into the S3 server, made from the
 requests: judge arrays the project's reader parses, every `error_every`-th record a Bedrock error, every
 `truncate_every`-th cut at max_tokens; PartiallyCompleted leaves out the last `missing` records, Expired
-writes the first half; Failed writes nothing.
+writes the first half; Failed writes nothing. A job of the Converse invocation type (`modelInvocationType`, bulk
+synthesis) answers in Converse responses with the samples the fake Converse endpoint would write for the same
+request (fake_bedrock.generated_samples), except every `wrong_bucket_every`-th record, whose samples are all
+outside their group (the client rejects the answer), besides the errors and cut answers above.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
 from tqc_dagster.core.batch_outputs import prompt_fields
+from tqc_dagster_tests.fake_bedrock import generated_samples, prompt_text
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 NAME = re.compile(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}")
@@ -68,6 +72,7 @@ class FakeBedrockBatch:
     error_every: int = 40
     truncate_every: int = 55
     missing: int = 3
+    wrong_bucket_every: int = 7
     outcomes: dict[str, str] = field(default_factory=dict)  # job name -> outcome (default Completed)
     throttle: int = 0  # the next this many requests are answered 429 ThrottlingException (botocore retries them)
     jobs: dict[str, dict] = field(default_factory=dict)  # job id -> job
@@ -88,6 +93,8 @@ class FakeBedrockBatch:
             raise _ApiError(400, "ValidationException", f"1 validation error detected: Value '{name}' at 'jobName' failed to satisfy constraint")
         if not ROLE.fullmatch(body.get("roleArn", "")):
             raise _ApiError(400, "ValidationException", "1 validation error detected: Value at 'roleArn' failed to satisfy constraint")
+        if body.get("modelInvocationType", "InvokeModel") not in ("InvokeModel", "Converse"):
+            raise _ApiError(400, "ValidationException", f"1 validation error detected: Value '{body['modelInvocationType']}' at 'modelInvocationType' failed to satisfy constraint")
         if body.get("modelId") not in self.models:
             raise _ApiError(400, "ValidationException", f"The provided model identifier is invalid: {body.get('modelId')}")
         if any(job["jobName"] == name for job in self.jobs.values()):
@@ -104,6 +111,7 @@ class FakeBedrockBatch:
             "clientRequestToken": token or "", "roleArn": body["roleArn"], "status": "Submitted", "submitTime": now, "lastModifiedTime": now,
             "inputDataConfig": body["inputDataConfig"], "outputDataConfig": body["outputDataConfig"],
             "timeoutDurationInHours": body.get("timeoutDurationInHours", 24), "totalRecordCount": len(records),
+            "modelInvocationType": body.get("modelInvocationType", "InvokeModel"),
         }
         return {"jobArn": self.jobs[job_id]["jobArn"]}
 
@@ -187,12 +195,13 @@ class FakeBedrockBatch:
         bucket, prefix = job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"].removeprefix("s3://").split("/", 1)
         folder = f"{prefix.rstrip('/')}/{job_id}" if prefix.strip("/") else job_id
         lines, errors, input_tokens, output_tokens = [], 0, 0, 0
+        answer = self._converse_answer if job["modelInvocationType"] == "Converse" else self._answer
         for index, record in enumerate(records, start=1):
-            line = self._answer(record, index)
+            line = answer(record, index)
             errors += "error" in line
             usage = line.get("modelOutput", {}).get("usage", {})
-            input_tokens += usage.get("input_tokens", 0)
-            output_tokens += usage.get("output_tokens", 0)
+            input_tokens += usage.get("input_tokens", usage.get("inputTokens", 0))
+            output_tokens += usage.get("output_tokens", usage.get("outputTokens", 0))
             lines.append(json.dumps(line, ensure_ascii=False))
         body = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
         self.s3.put_object(Bucket=bucket, Key=f"{folder}/{input_key}.out", Body=body)
@@ -221,6 +230,20 @@ class FakeBedrockBatch:
         usage = {"input_tokens": len(json.dumps(request)) // 3, "output_tokens": len(text) // 3 + 2}
         output = {"id": f"msg_bdrk_{hashlib.sha256(record['recordId'].encode()).hexdigest()[:24]}", "type": "message", "role": "assistant",
                   "model": "claude", "content": [{"type": "text", "text": text}], "stop_reason": stop, "stop_sequence": sequence, "usage": usage}
+        return {**record, "modelOutput": output}
+
+
+    def _converse_answer(self, record: dict, index: int) -> dict:
+        """A synthesis reply in the Converse response shape: the samples of the group the request names."""
+        if index % self.error_every == 0:
+            return {**record, "error": {"errorCode": 429, "errorMessage": "ThrottlingException: Too many requests, please wait before trying again."}}
+        request = record["modelInput"]
+        text, stop = json.dumps(generated_samples(prompt_text(request), shift_bucket=index % self.wrong_bucket_every == 0), ensure_ascii=False), "end_turn"
+        if index % self.truncate_every == 0:
+            text, stop = text[: len(text) // 2], "max_tokens"
+        usage = {"inputTokens": len(json.dumps(request)) // 3, "outputTokens": len(text) // 3 + 2}
+        output = {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": stop,
+                  "usage": {**usage, "totalTokens": usage["inputTokens"] + usage["outputTokens"]}, "metrics": {"latencyMs": 1200}}
         return {**record, "modelOutput": output}
 
 

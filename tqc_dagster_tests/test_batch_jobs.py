@@ -7,10 +7,13 @@ import json
 import boto3
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from botocore.exceptions import ClientError
 
-from tqc_dagster.bedrock.batch import PENDING, BatchJobError, JobPlan, all_done, plan_jobs, problems, refresh, submit
+from tqc_dagster.bedrock.batch import PENDING, BatchJobError, JobPlan, all_done, job_identity, name_prefix, plan_jobs, problems, refresh, submit, synthesis_prefix
 from tqc_dagster.core.batch_outputs import read_records
+from tqc_dagster_tests.fake_bedrock_batch import NAME as JOB_NAME
 from tqc_dagster_tests.fake_bedrock_batch import running_fake_batch
 from tqc_dagster_tests.s3_server import REGION, s3_server  # noqa: F401  (module-scoped fixture)
 
@@ -39,7 +42,7 @@ def setup(s3_server):  # noqa: F811
         "request_file": [request_file(s3, bucket, "part-0.jsonl", 120), request_file(s3, bucket, "part-1.jsonl", 110, start=120)],
         "sha256": ["a" * 64, "b" * 64], "records": [120, 110],
     })
-    plan = JobPlan("v3", MODEL, ROLE, f"s3://{bucket}/batch-output/v3/", 24, max_concurrent_jobs=1)
+    plan = JobPlan("v3", name_prefix("v3"), MODEL, ROLE, f"s3://{bucket}/batch-output/v3/", 24, max_concurrent_jobs=1)
     with running_fake_batch(s3) as (fake, url):
         client = boto3.client("bedrock", endpoint_url=url, region_name=REGION)
         yield fake, client, plan_jobs(files, plan), plan, s3_server, bucket
@@ -141,3 +144,18 @@ def test_throttling_is_retried_by_botocore(setup):
     assert jobs.get_column("status").to_list() == ["Submitted", PENDING]
     assert sum(op == "Throttled" for op, _ in fake.calls) == 2 and len(fake.jobs) == 1
 
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", fullmatch=True)  # config_base.JudgeVersionName
+MODELS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)  # config_base.ModelName
+
+
+@settings(max_examples=300, deadline=None)
+@given(judge_version=NAMES, other=NAMES, model=MODELS, sha=st.text("0123456789abcdef", min_size=64, max_size=64))
+def test_synthesis_and_judging_jobs_never_list_as_each_other(judge_version, other, model, sha):
+    """Job names are valid ModelInvocationJobNames, and no synthesis job name starts with a judging prefix or back."""
+    judged, _ = job_identity(other, name_prefix(other), MODEL, sha, "s3://b/out/", ROLE)
+    made, _ = job_identity(f"synthesis|{judge_version}|{model}", synthesis_prefix(judge_version, model), MODEL, sha, "s3://b/out/", ROLE)
+    for name in (judged, made):
+        assert len(name) <= 63 and JOB_NAME.fullmatch(name)
+    assert not made.startswith(name_prefix(other)) and not judged.startswith(synthesis_prefix(judge_version, model))

@@ -34,7 +34,7 @@ KEYS = [
     "checks.max_quarantine_rate", "checks.min_test_group_samples",
     "s3.endpoint_url", "s3.region",
     "synthesis.backend", "synthesis.min_samples", "synthesis.seed", "synthesis.samples_per_request", "synthesis.max_requests_per_group",
-    "synthesis.on_shortfall", "synthesis.verify_with_judge", "synthesis.judge_model",
+    "synthesis.on_shortfall", "synthesis.verify_with_judge", "synthesis.judge_model", "synthesis.batch",
     "bedrock.region", "bedrock.model_id", "bedrock.requests_per_minute", "bedrock.max_tokens", "bedrock.tokens_per_minute",
     "bedrock.max_workers", "bedrock.max_attempts", "bedrock.timeout_s", "bedrock.endpoint_url", "bedrock.cache_dir",
     "bedrock.prices", ("bedrock", "prices", PRICED, "input"), ("bedrock", "prices", PRICED, "output"), "bedrock.batch_prices",

@@ -5,19 +5,16 @@ before). Once their jobs are done, `batch_sensors.py` requests the version's ing
 outputs from `batch.output_uri` and quarantines every requested record no output names.
 """
 
-
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.ingest import RECORDS
 from tqc_dagster.assets.metadata import column_schema, counts_dict, table_metadata
-from tqc_dagster.bedrock.batch import JobPlan, control_client, plan_jobs, problems, refresh, submit
+from tqc_dagster.bedrock.batch import JobPlan, control_client, name_prefix, plan_jobs, problems, refresh, submit
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.core.judge_requests import SKIP_REASONS, SKIPPED_SCHEMA, build_requests, cut_files, file_contents, file_name, missing_from_output, unanswered
+from tqc_dagster.batch_requests import request_files, write_request_files
+from tqc_dagster.core.judge_requests import SKIP_REASONS, SKIPPED_SCHEMA, build_requests, missing_from_output, unanswered
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import JudgeJobs, JudgeRequests
 from tqc_dagster.stores import join, store_for
@@ -35,36 +32,31 @@ def judged_versions(config: TqcConfig) -> list[str]:
 def job_plan(config: TqcConfig, judge_version: str) -> JobPlan:
     version = config.judge_versions[judge_version]
     batch = version.batch
-    return JobPlan(judge_version, version.judge_model, batch.role_arn, batch.output_uri.rstrip("/") + "/", batch.timeout_hours, batch.max_concurrent_jobs)
-
-
-def request_files(requests: pl.DataFrame) -> pl.DataFrame:
-    """One row per request file: request_file, sha256, records (from the stored judge_requests)."""
-    return requests.group_by("request_file", "sha256").agg(pl.len().cast(pl.Int64).alias("records")).sort("request_file")
+    return JobPlan(judge_version, name_prefix(judge_version), version.judge_model, batch.role_arn, batch.output_uri.rstrip("/") + "/", batch.timeout_hours, batch.max_concurrent_jobs)
 
 
 def write_requests(config: TqcConfig, judge_version: str, requests: pl.DataFrame, round_: int = 0) -> pl.DataFrame:
     """Cut the requests into files under batch.input_uri (round 1, 2, ...: under `retry-<round>/`), each written
     atomically; the `JudgeRequests` frame."""
     batch = config.judge_versions[judge_version].batch
-    cut = cut_files(requests, batch.records_per_file, batch.max_file_bytes, batch.min_records_per_job)
-    store = store_for(batch.input_uri, config.s3)
-    contents = file_contents(cut)
     folder = join(batch.input_uri, f"retry-{round_}") if round_ else batch.input_uri
-    names = {index: join(folder, file_name(index, len(contents), digest)) for index, _, digest in contents}
-    with tempfile.TemporaryDirectory(prefix="tqc-requests-") as folder:
-        for index, data, _ in contents:
-            path = Path(folder, f"{index}.jsonl")
-            path.write_bytes(data)
-            store.write_file(str(path), names[index])
-            path.unlink()
-    files = pl.DataFrame(
-        {"file": [i for i, _, _ in contents], "request_file": [names[i] for i, _, _ in contents], "sha256": [d for _, _, d in contents]},
-        schema={"file": pl.Int64, "request_file": pl.String, "sha256": pl.String},
-    )
-    return (
-        cut.join(files, on="file").select("record_id", pl.lit(round_, pl.Int64).alias("round"), "request_file", "line_number", "bytes", "sha256")
-        .sort("request_file", "line_number")
+    return write_request_files(requests, batch, config.s3, folder, round_)
+
+
+def jobs_output(jobs: pl.DataFrame, log) -> dg.Output:
+    """A job table (bedrock.batch.JOB_SCHEMA) as its asset's output (judge_jobs, synthesis_jobs): the jobs that did not
+    complete cleanly logged and listed, the statuses counted."""
+    trouble = problems(jobs)
+    for problem in trouble:
+        log.warning(problem)
+    return dg.Output(
+        jobs,
+        metadata={
+            "dagster/row_count": jobs.height,
+            "by_status": dg.MetadataValue.json(counts_dict(jobs, "status")),
+            "jobs": table_metadata(jobs.drop("client_token", "sha256"), 100),
+            "problems": dg.MetadataValue.json(trouble),
+        },
     )
 
 
@@ -175,18 +167,6 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
         judge_version = context.partition_key
         client = control_client(config.judge_versions[judge_version].batch, config.bedrock.region)
         plan = job_plan(config, judge_version)
-        jobs = JudgeJobs.validate(refresh(client, submit(client, plan_jobs(request_files(judge_requests), plan), plan, context.log.info)))
-        trouble = problems(jobs)
-        for problem in trouble:
-            context.log.warning(problem)
-        yield dg.Output(
-            jobs,
-            metadata={
-                "dagster/row_count": jobs.height,
-                "by_status": dg.MetadataValue.json(counts_dict(jobs, "status")),
-                "jobs": table_metadata(jobs.drop("client_token", "sha256"), 100),
-                "problems": dg.MetadataValue.json(trouble),
-            },
-        )
+        yield jobs_output(JudgeJobs.validate(refresh(client, submit(client, plan_jobs(request_files(judge_requests), plan), plan, context.log.info))), context.log)
 
     return [judge_requests, judge_jobs]

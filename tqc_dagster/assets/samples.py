@@ -1,7 +1,6 @@
 """From processed samples to training data: synthetic_samples, trainset / testset, balanced_trainset."""
 
 from dataclasses import replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -10,15 +9,15 @@ import polars as pl
 from tqc_dagster.assets.ingest import PROCESSED
 from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.metadata import column_schema, counts, sample_metadata, table_metadata
+from tqc_dagster.assets.synthesis_batch import bedrock_backend, prefill_from_batch, round_zero
 from tqc_dagster.partitions import FOLLOW_UPSTREAM, same_model_every_judge_version, split_key
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.core.balance import balance
 from tqc_dagster.core.agreement import consensus_mask, removed_by_criterion
 from tqc_dagster.core.rubric import JUDGED, SYNTHETIC
-from tqc_dagster.core.split import realized_test_share, source_is_test, split_samples
+from tqc_dagster.core.split import realized_test_share, split_samples
 from tqc_dagster.core.synthesis import SynthesisBackend, deficits
 from tqc_dagster.core.synthesis.bedrock import NAME as BEDROCK
-from tqc_dagster.core.synthesis.bedrock import BedrockBackend
 from tqc_dagster.core.synthesis.rules import RulesBackend
 from tqc_dagster.core.synthesis.verify import JudgeVerifier
 from tqc_dagster.resources.bedrock import BedrockResource
@@ -50,16 +49,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
             client = bedrock.client(log=context.log.info)
             judge_model = config.verifying_judge(split_key(context.partition_key)[0])
             verifier = JudgeVerifier(bedrock.client(log=context.log.info, model_id=judge_model), thresholds, config.bedrock.max_tokens) if judge_model else None
-            backend = BedrockBackend(
-                client,
-                thresholds,
-                synthesis.samples_per_request,
-                synthesis.max_requests_per_group,
-                config.bedrock.max_tokens,
-                partial(source_is_test, test_ratio=split.test_ratio, seed=split.seed),
-                verifier,
-            )
-            return backend, client, verifier
+            return bedrock_backend(config, client, verifier), client, verifier
         return RulesBackend(thresholds), None, None
 
     @dg.asset(
@@ -78,6 +68,8 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
     def synthetic_samples(context: dg.AssetExecutionContext, processed_samples: pl.DataFrame, bedrock: dg.ResourceParam[BedrockResource]):
         wanted = deficits(processed_samples, synthesis.min_samples)
         backend, client, verifier = choose_backend(context, bedrock)
+        # With synthesis.batch, round 0's answers from batch inference go into the cache first (assets/synthesis_batch.py).
+        prefilled = prefill_from_batch(config, context.partition_key, round_zero(config, backend, processed_samples), client.cache, context.log) if synthesis.batch else {}
         output = backend.synthesize(processed_samples, wanted, synthesis.seed)
         usage = client.usage.summary(prices) if client else {}
         # The judge's verdicts, and what its requests cost at the judge model's price.
@@ -97,6 +89,7 @@ def build_sample_assets(config: TqcConfig, partitions: dg.PartitionsDefinition) 
                 "made_per_criterion": table_metadata(counts(made, "criterion"), 10),
                 "groups": table_metadata(output.report, 200),
                 **({"bedrock": dg.MetadataValue.json(usage)} if usage else {}),
+                **({"batch_round": dg.MetadataValue.json(prefilled)} if prefilled else {}),
                 **({"judge_verification": dg.MetadataValue.json(verification)} if verification else {}),
             },
         )

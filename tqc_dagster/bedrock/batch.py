@@ -1,9 +1,10 @@
-"""Bedrock batch inference jobs of a judged version: submit once per request file, poll, report.
+"""Bedrock batch inference jobs (of a judged version, or of a partition's bulk synthesis): submit once per request
+file, poll, report.
 
 Through boto3's `bedrock` client (the control plane: CreateModelInvocationJob, GetModelInvocationJob,
 ListModelInvocationJobs; AWS API reference, https://docs.aws.amazon.com/bedrock/latest/APIReference/).
-A job is named, and its clientRequestToken made, from the SHA-256 of everything that shapes it (judge
-version, model, request file content, output URI, role), so:
+A job is named, and its clientRequestToken made, from the SHA-256 of everything that shapes it (its scope: the
+judge version, or the synthesis partition; model, request file content, output URI, role), so:
 
 - a rerun finds its job by name (ListModelInvocationJobs, nameContains) and does not submit it again;
 - a crash between CreateModelInvocationJob and recording its ARN resends the same token, which Bedrock
@@ -37,7 +38,7 @@ class BatchJobError(RuntimeError):
 
 
 def control_client(batch, region: str):
-    """boto3's `bedrock` client for `batch` (config.JudgeBatch): its region (else `region`) and endpoint_url."""
+    """boto3's `bedrock` client for `batch` (config_batch.BatchJobs): its region (else `region`) and endpoint_url."""
     import boto3
     from botocore.config import Config
 
@@ -47,38 +48,52 @@ def control_client(batch, region: str):
     )
 
 
+MAX_PREFIX = 40  # of a job name's 63 characters: at least 23 hex digits (92 bits) of the content hash follow it
+
+
 def name_prefix(judge_version: str) -> str:
     """Job names of a judge version start with this (ModelInvocationJobName allows no `_`; version names have no `-`)."""
     return f"tqc-{judge_version.replace('_', '-')}-"
 
 
-def job_identity(judge_version: str, model_id: str, sha256: str, output_uri: str, role_arn: str) -> tuple[str, str]:
+def synthesis_prefix(judge_version: str, model: str) -> str:
+    """Job names of a partition's bulk synthesis start with this: `tqcs-` is never the start of a judging job's `tqc-`
+    name, so the two kinds never list as each other's. Model names may hold `_` and `.`, which the name allows only in part."""
+    return f"tqcs-{judge_version}-{model}-".replace("_", "-")[:MAX_PREFIX]
+
+
+def job_identity(scope: str, prefix: str, model_id: str, sha256: str, output_uri: str, role_arn: str) -> tuple[str, str]:
     """(job name, client request token) of one request file: 63 and 64 characters at most, from its content hash."""
-    digest = hashlib.sha256("|".join((judge_version, model_id, sha256, output_uri, role_arn)).encode()).hexdigest()
-    prefix = name_prefix(judge_version)
+    digest = hashlib.sha256("|".join((scope, model_id, sha256, output_uri, role_arn)).encode()).hexdigest()
     return (prefix + digest)[:63], digest
 
 
 @dataclass(frozen=True)
 class JobPlan:
-    """What to submit for one judged version."""
+    """What to submit for one judged version (scope: the judge version) or one partition's bulk synthesis.
 
-    judge_version: str
+    `prefix` starts every job name of the scope (`name_prefix`, `synthesis_prefix`); `invocation_type` is the job's
+    modelInvocationType (None: Bedrock's default, InvokeModel, the model's native bodies; "Converse": Converse bodies).
+    """
+
+    scope: str
+    prefix: str
     model_id: str
     role_arn: str
     output_uri: str
     timeout_hours: int
     max_concurrent_jobs: int
+    invocation_type: str | None = None
 
 
-def existing_jobs(client, judge_version: str) -> dict[str, dict]:
-    """This version's jobs on Bedrock by name (ListModelInvocationJobs, every page; the newest per name)."""
+def existing_jobs(client, prefix: str) -> dict[str, dict]:
+    """The jobs on Bedrock whose name starts with `prefix`, by name (ListModelInvocationJobs, every page; the newest per name)."""
     found: dict[str, dict] = {}
     token = None
     while True:
-        page = client.list_model_invocation_jobs(nameContains=name_prefix(judge_version), sortBy="CreationTime", sortOrder="Ascending", maxResults=100, **({"nextToken": token} if token else {}))
+        page = client.list_model_invocation_jobs(nameContains=prefix, sortBy="CreationTime", sortOrder="Ascending", maxResults=100, **({"nextToken": token} if token else {}))
         for summary in page.get("invocationJobSummaries", []):
-            if summary["jobName"].startswith(name_prefix(judge_version)):
+            if summary["jobName"].startswith(prefix):
                 found[summary["jobName"]] = summary
         token = page.get("nextToken")
         if not token:
@@ -87,7 +102,7 @@ def existing_jobs(client, judge_version: str) -> dict[str, dict]:
 
 def plan_jobs(files: pl.DataFrame, plan: JobPlan) -> pl.DataFrame:
     """One row per request file (`request_file`, `sha256`, `records`) with its job name and token, status Pending."""
-    identities = [job_identity(plan.judge_version, plan.model_id, sha, plan.output_uri, plan.role_arn) for sha in files.get_column("sha256")]
+    identities = [job_identity(plan.scope, plan.prefix, plan.model_id, sha, plan.output_uri, plan.role_arn) for sha in files.get_column("sha256")]
     return files.select("request_file", "sha256", "records").with_columns(
         pl.Series("job_name", [name for name, _ in identities], pl.String),
         pl.Series("client_token", [token for _, token in identities], pl.String),
@@ -104,7 +119,7 @@ def submit(client, jobs: pl.DataFrame, plan: JobPlan, log: Callable[[str], None]
     """
     from botocore.exceptions import ClientError
 
-    known = existing_jobs(client, plan.judge_version)
+    known = existing_jobs(client, plan.prefix)
     rows = [dict(row) for row in jobs.iter_rows(named=True)]  # one per request file (tens), not per record
     for row in rows:
         if row["job_name"] in known:
@@ -120,6 +135,7 @@ def submit(client, jobs: pl.DataFrame, plan: JobPlan, log: Callable[[str], None]
                 inputDataConfig={"s3InputDataConfig": {"s3Uri": row["request_file"], "s3InputFormat": "JSONL"}},
                 outputDataConfig={"s3OutputDataConfig": {"s3Uri": plan.output_uri}},
                 timeoutDurationInHours=plan.timeout_hours,
+                **({"modelInvocationType": plan.invocation_type} if plan.invocation_type else {}),
             )
         except ClientError as error:
             code, message = error.response["Error"].get("Code", ""), error.response["Error"].get("Message", "")

@@ -23,6 +23,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
@@ -45,6 +46,7 @@ TEXT_KEYS = ("source", "translation", "target_lang", "thought")
 # unusable one time in five still gives up on a group it can make only 0.03 % of the time (0.2**5).
 GIVE_UP_AFTER_REQUESTS = 5
 _CORRUPT = re.compile(CORRUPT_TEXT)
+Accept = Callable[[dict], bool]  # whether an answer is worth caching (bedrock.client.Accept)
 
 SYSTEM_PROMPT = (
     "You write training data for a translation quality checker of Amazon product titles. A judge scores a "
@@ -251,24 +253,39 @@ class BedrockBackend:
             requests.append(self.client.request(messages, system=SYSTEM_PROMPT, max_tokens=self.max_tokens))
         return requests
 
-    def synthesize(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> SynthesisOutput:
-        known = {normalize_source(source) for source in judged.get_column("source").to_list()}
+    def _start(self, judged: pl.DataFrame, wanted: pl.DataFrame) -> tuple[dict[tuple, pl.DataFrame], list[GroupState]]:
+        """The judged samples by group, and a fresh state per group to top up (one per row of `wanted`, in its order)."""
         groups = judged_groups(judged)
         states = [
             GroupState(key=key, needed=row["needed"], samples=row["samples"], target_lang=group_language(groups.get(key)))
             for row in wanted.iter_rows(named=True)
             for key in [tuple(row[k] for k in GROUP_KEYS)]
         ]
+        return groups, states
+
+    def _round(self, judged: pl.DataFrame, groups: dict, states: list[GroupState], round_number: int, seed: int) -> list[tuple[GroupState, dict]]:
+        """The (group, Converse request) pairs of one round: every group still short asks again."""
+        return [
+            (state, request)
+            for state in states
+            if state.remaining > 0
+            for request in self.requests_for(groups.get(state.key, judged.clear()), state, round_number, seed)
+        ]
+
+    def first_round(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> list[tuple[dict, Accept]]:
+        """Round 0's Converse requests, each with the `accept` its answer must pass to be cached (`usable_answer`).
+
+        Round 0 depends on nothing but the judged samples, `wanted` (core.synthesis.deficits) and the seed, so it can
+        be asked ahead, through batch inference: `synthesize` then finds every accepted answer in the client's cache.
+        """
+        groups, states = self._start(judged, wanted)
+        return [(request, usable_answer(state.key, state.target_lang)) for state, request in self._round(judged, groups, states, 0, seed)]
+
+    def synthesize(self, judged: pl.DataFrame, wanted: pl.DataFrame, seed: int) -> SynthesisOutput:
+        known = {normalize_source(source) for source in judged.get_column("source").to_list()}
+        groups, states = self._start(judged, wanted)
         round_number = 0
-        while True:
-            batch = [
-                (state, request)
-                for state in states
-                if state.remaining > 0
-                for request in self.requests_for(groups.get(state.key, judged.clear()), state, round_number, seed)
-            ]
-            if not batch:
-                break
+        while batch := self._round(judged, groups, states, round_number, seed):
             accepts = [usable_answer(state.key, state.target_lang) for state, _ in batch]
             fresh = {id(state): (state, len(state.accepted)) for state, _ in batch}
             for (state, _), response in zip(batch, self.client.converse_many([request for _, request in batch], accepts)):

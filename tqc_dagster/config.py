@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Seed, Text, _Strict, template_with
+from tqc_dagster.config_base import EndpointUrl, JudgeVersionName, LocalPath, Location, ModelName, Region, Seed, Text, _Strict, template_with, value_problem
 from tqc_dagster.config_batch import JudgeBatch, JudgePrompt, SynthesisBatch  # noqa: F401  (part of the config's interface)
 from tqc_dagster.core.export import TEMPLATE_FIELDS
 from tqc_dagster.core.judgments import Thresholds
@@ -62,12 +62,12 @@ class JudgeVersion(_Strict):
         if not judged and given.get("input") is None:
             problems.append({"type": "missing", "loc": ("input",), "input": data})
         if judged and given.get("input") is not None:  # named at both keys: either one is the mistake
-            problems.append(_value_problem("input", data, "leave it out with judge_from (the outputs are read from batch.output_uri)"))
-            problems.append(_value_problem("judge_from", data, "set together with input: a version reads its input glob or is judged from another, not both"))
+            problems.append(value_problem("input", data, "leave it out with judge_from (the outputs are read from batch.output_uri)"))
+            problems.append(value_problem("judge_from", data, "set together with input: a version reads its input glob or is judged from another, not both"))
         if judged and given.get("batch") is None:
-            problems.append(_value_problem("batch", data, "missing key (judge_from judges through Bedrock batch inference)"))
+            problems.append(value_problem("batch", data, "missing key (judge_from judges through Bedrock batch inference)"))
         if not judged and given.get("batch") is not None:
-            problems.append(_value_problem("batch", data, "only with judge_from (batch inference judges a version judge_from names)"))
+            problems.append(value_problem("batch", data, "only with judge_from (batch inference judges a version judge_from names)"))
         try:
             version = handler(data)
         except ValidationError as error:
@@ -78,10 +78,6 @@ class JudgeVersion(_Strict):
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return version
-
-
-def _value_problem(key: str, data, message: str) -> dict:
-    return {"type": "value_error", "loc": (key,), "input": data, "ctx": {"error": ValueError(message)}}
 
 
 class TranslationModel(_Strict):

@@ -9,7 +9,7 @@ import re
 import string
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 
 
@@ -81,3 +81,14 @@ def template_with(allowed):
         return text
 
     return check
+
+
+def value_problem(key: str, data, message: str) -> dict:
+    """One line of a ValidationError: `message` at `key` of the section `data`."""
+    return {"type": "value_error", "loc": (key,), "input": data, "ctx": {"error": ValueError(message)}}
+
+
+def across(section: str, data, keys: tuple[str, ...], message: str) -> ValidationError:
+    """A rule across fields broken: `message` named at each of `keys` (either may be the mistake), so the error names
+    the full key (e.g. judge_versions.v3.batch.records_per_file), not only the section. Raise it from a wrap validator."""
+    return ValidationError.from_exception_data(section, [value_problem(key, data, message) for key in keys])

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from tqc_dagster.config_base import EndpointUrl, Location, Region, Text, _Strict, template_with
+from tqc_dagster.config_base import EndpointUrl, Location, Region, Text, _Strict, across, template_with
 from tqc_dagster.core.judge_prompt import JUDGE_PREFILL, JUDGE_STOP, JUDGE_SYSTEM_PROMPT, JUDGE_TRANSLATION_TEMPLATE, JUDGE_TRANSLATORS, JUDGE_USER_TEMPLATE
 
 # Bedrock batch inference quotas (AWS General Reference, "Amazon Bedrock endpoints and quotas",
@@ -59,11 +59,14 @@ class BatchJobs(_Strict):
     region: Region | None = Field(None, description="null: bedrock.region")
     endpoint_url: EndpointUrl | None = Field(None, description="the Bedrock control plane; null: AWS")
 
-    @model_validator(mode="after")
-    def _fits(self) -> "BatchJobs":
-        if self.min_records_per_job > self.records_per_file:
-            raise ValueError(f"min_records_per_job ({self.min_records_per_job}) must not exceed records_per_file ({self.records_per_file})")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _fits(cls, data, handler):
+        batch = handler(data)
+        if batch.min_records_per_job > batch.records_per_file:
+            message = f"min_records_per_job ({batch.min_records_per_job}) must not exceed records_per_file ({batch.records_per_file})"
+            raise across(cls.__name__, data, ("min_records_per_job", "records_per_file"), message)
+        return batch
 
 
 class JudgeBatch(BatchJobs):
@@ -80,8 +83,11 @@ class SynthesisBatch(BatchJobs):
         BATCH_MIN_RECORDS_PER_JOB, ge=1, description="a partition's first round goes through batch from this many requests; below it, online"
     )
 
-    @model_validator(mode="after")
-    def _a_job_takes_it(self) -> "SynthesisBatch":
-        if self.min_requests < self.min_records_per_job:
-            raise ValueError(f"min_requests ({self.min_requests}) must be at least min_records_per_job ({self.min_records_per_job}): Bedrock refuses a smaller job")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _a_job_takes_it(cls, data, handler):
+        batch = handler(data)
+        if batch.min_requests < batch.min_records_per_job:
+            message = f"min_requests ({batch.min_requests}) must be at least min_records_per_job ({batch.min_records_per_job}): Bedrock refuses a smaller job"
+            raise across(cls.__name__, data, ("min_requests", "min_records_per_job"), message)
+        return batch

@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PORT ?= 3000
-# Test processes (pytest-xdist, a test module per process at a time): most of the suite is Dagster runs and
-# servers, a process each, so two processes use both cores and a third fills the waits on daemons.
-TEST_WORKERS ?= 3
+# Test processes. 1 (the default): one pytest process. More (make test TEST_WORKERS=3): pytest-xdist, a test module
+# per process at a time, about 1.9x faster on 2 cores; not the default, because in 1 of 4 such runs a worker died of a
+# segmentation fault in a Hugging Face `datasets` test and xdist's loadfile scheduler then hung (README: "The test suite").
+TEST_WORKERS ?= 1
+XDIST := $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: install run test dev demo-data clean
@@ -33,7 +35,7 @@ run: demo-data
 
 test: install
 	bash scripts/ensure-chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)
 
 dev: demo-data  # make dev PORT=3001
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml

@@ -135,7 +135,7 @@ def estimate_command(config_path: str | None, partitions: tuple[str, ...]) -> No
         f"total: {totals['requests'][0]:,} requests{verify}, {totals['input_tokens'][0] + totals['output_tokens'][0]:,} tokens, "
         f"{totals['hours_at_quota'][0]:.2f} h at quota (partitions run one at a time in the bedrock pool)"
         + ("" if bedrock.price is None else f", ${totals['cost_usd'][0]:,.2f}")
-        + ("" if "cost_with_batch_usd" not in totals.columns or bedrock.price is None else
+        + ("" if "cost_with_batch_usd" not in totals.columns or totals["cost_with_batch_usd"][0] is None else
            f" (${totals['cost_with_batch_usd'][0]:,.2f} with round 0 of {totals['batch_requests'][0]:,} requests through batch inference)")
         + ". Rejected samples add requests (up to synthesis.max_requests_per_group per group)."
     )

@@ -79,14 +79,16 @@ class SynthesisBatch(BatchJobs):
     """Bulk synthesis (`synthesis.batch`): a partition whose first round has at least `min_requests` requests sends that
     round through Bedrock batch inference (jobs of the Converse invocation type); the rest goes online."""
 
-    min_requests: int = Field(
-        BATCH_MIN_RECORDS_PER_JOB, ge=1, description="a partition's first round goes through batch from this many requests; below it, online"
+    min_requests: int | None = Field(
+        None, ge=1, description="a partition's first round goes through batch from this many requests; below it, online. null: min_records_per_job"
     )
 
     @model_validator(mode="wrap")
     @classmethod
     def _a_job_takes_it(cls, data, handler):
         batch = handler(data)
+        if batch.min_requests is None:
+            return batch.model_copy(update={"min_requests": batch.min_records_per_job})
         if batch.min_requests < batch.min_records_per_job:
             message = f"min_requests ({batch.min_requests}) must be at least min_records_per_job ({batch.min_records_per_job}): Bedrock refuses a smaller job"
             raise across(cls.__name__, data, ("min_requests", "min_records_per_job"), message)

@@ -17,15 +17,27 @@ DEMO_RECORDS = 400
 # set before any test module imports it, so nothing lands in the working tree.
 os.environ.setdefault("MOTO_RECORDER_FILEPATH", os.path.join(tempfile.gettempdir(), f"tqc-moto-recording-{os.getpid()}"))
 # The modules that take longest, mostly waiting on servers and daemons: started first, so that under pytest-xdist
-# (make test: --dist loadfile, a module per worker at a time) the other workers fill the waits.
+# (make test TEST_WORKERS=3: --dist loadfile --no-loadscope-reorder, modules handed out in this order, one per worker at a time) the
+# other workers fill the waits. Without --no-loadscope-reorder xdist hands out the modules with the most tests first.
 SLOW_MODULES_FIRST = ("test_ui_graphql.py", "test_judging_loop.py", "test_s3_pipeline.py", "test_synthesis_batch.py", "test_ui_browser.py", "test_guard_rails.py")
 
 
+SCRATCH_ON_TMPFS_MIN_FREE = 4 * 2**30  # a session writes ~0.5 GB, pytest keeps the last 3, and Chromium uses /dev/shm too
+
+
+def _tmpfs_has_room(folder: str) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and stats.f_bavail * stats.f_frsize >= SCRATCH_ON_TMPFS_MIN_FREE
+
+
 def pytest_configure(config):
-    """Test scratch folders (tmp_path, the projects' lakes and Dagster instances) on tmpfs where there is one: Dagster's
-    SQLite instance commits every event, and an fsync per commit is most of a run's I/O (~2 ms each on this disk).
-    An explicit TMPDIR or --basetemp wins."""
-    if "TMPDIR" not in os.environ and config.option.basetemp is None and os.access("/dev/shm", os.W_OK):
+    """Test scratch folders (tmp_path, the projects' lakes and Dagster instances) on tmpfs where there is one with
+    room (a container's 64 MB /dev/shm is not): Dagster's SQLite instance commits every event, and an fsync per commit
+    is most of a run's I/O (~2 ms each on this disk). An explicit TMPDIR or --basetemp wins."""
+    if "TMPDIR" not in os.environ and config.option.basetemp is None and _tmpfs_has_room("/dev/shm"):
         os.environ["TMPDIR"] = "/dev/shm"  # inherited by xdist workers and the servers tests start
         tempfile.tempdir = None
 
@@ -134,7 +146,9 @@ class FullRun:
     def copy(self, folder: Path) -> Path:
         """The whole project copied into `folder` (its lake and its instance): the copy's config path.
         Tests that change the lake, rerun or check work on a copy, so the shared run stays as it was made."""
-        shutil.copytree(self.config_path.parent, folder)
+        # Without SQLite's -wal / -shm side files: the run that wrote the instance has closed it (checkpointed), and
+        # tests reading the shared instance in other processes make and delete them while this copies.
+        shutil.copytree(self.config_path.parent, folder, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
         return folder / self.config_path.name
 
 

@@ -72,7 +72,7 @@ def test_a_judged_version_reads_its_outputs_from_the_output_uri(tmp_path):
         ("agreement.judges", ["v1"], "agreement.judges"),
         ("synthesis.backend", "rules", "synthesis.batch: needs backend: bedrock"),
         ("synthesis.batch.min_requests", 50, "synthesis.batch.min_requests: min_requests (50) must be at least min_records_per_job (100)"),
-        ("synthesis.batch.min_records_per_job", 150, "synthesis.batch.min_records_per_job: min_requests (100) must be at least min_records_per_job (150)"),
+        ("synthesis.batch.min_requests", 50, "synthesis.batch.min_records_per_job: min_requests (50) must be at least min_records_per_job (100)"),
         ("synthesis.batch.min_records_per_job", 60_000, "synthesis.batch.records_per_file: min_records_per_job (60000) must not exceed records_per_file"),
         ("synthesis.batch.prompt", {}, "synthesis.batch.prompt: unknown key"),
     ],
@@ -92,3 +92,5 @@ def test_bulk_synthesis_shares_the_job_settings_and_resolves_its_folders(tmp_pat
     assert set(BatchJobs.model_fields) <= set(SynthesisBatch.model_fields) and set(BatchJobs.model_fields) <= set(JudgeBatch.model_fields)
     assert batch.input_uri == str(tmp_path / "synthesis-in") and batch.output_uri == "s3://b/synthesis-out/"
     assert batch.min_requests == batch.min_records_per_job == 100 and batch.max_concurrent_jobs == 10
+    raised = load_config(write(tmp_path, with_value(SYNTHESIS, "synthesis.batch.min_records_per_job", 500))).synthesis.batch
+    assert raised.min_requests == raised.min_records_per_job == 500  # min_requests follows the job minimum unless set

@@ -153,9 +153,11 @@ MODELS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)  # co
 @settings(max_examples=300, deadline=None)
 @given(judge_version=NAMES, other=NAMES, model=MODELS, sha=st.text("0123456789abcdef", min_size=64, max_size=64))
 def test_synthesis_and_judging_jobs_never_list_as_each_other(judge_version, other, model, sha):
-    """Job names are valid ModelInvocationJobNames, and no synthesis job name starts with a judging prefix or back."""
-    judged, _ = job_identity(other, name_prefix(other), MODEL, sha, "s3://b/out/", ROLE)
-    made, _ = job_identity(f"synthesis|{judge_version}|{model}", synthesis_prefix(judge_version, model), MODEL, sha, "s3://b/out/", ROLE)
-    for name in (judged, made):
+    """Job names are valid ModelInvocationJobNames that keep at least 23 hex digits of their hash (files of one version
+    never share a name, however long its name), and no synthesis job name starts with a judging prefix or back."""
+    judged, token = job_identity(other, name_prefix(other), MODEL, sha, "s3://b/out/", ROLE)
+    made, made_token = job_identity(f"synthesis|{judge_version}|{model}", synthesis_prefix(judge_version, model), MODEL, sha, "s3://b/out/", ROLE)
+    for name, prefix, digest in ((judged, name_prefix(other), token), (made, synthesis_prefix(judge_version, model), made_token)):
         assert len(name) <= 63 and JOB_NAME.fullmatch(name)
+        assert name.startswith(prefix) and len(name) - len(prefix) >= 23 and digest.startswith(name[len(prefix):])
     assert not made.startswith(name_prefix(other)) and not judged.startswith(synthesis_prefix(judge_version, model))

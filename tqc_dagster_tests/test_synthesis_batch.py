@@ -141,6 +141,10 @@ def test_large_deficit_goes_through_batch_and_only_the_rest_online(loop, demo_di
     assert run.materialize(SYNTHESIS_JOBS).success and creates(control) == 2
     in_flight = run.failure(SYNTHETIC_SAMPLES)
     assert "are not done" in in_flight and jobs.get_column("job_name")[0] in in_flight and SENSOR in in_flight
+    recorded = run.stored(SYNTHESIS_JOBS)  # jobs recorded for other request files (round 0 changed after they were submitted)
+    recorded.with_columns(pl.lit("0" * 64).alias("sha256")).write_parquet(run.path(SYNTHESIS_JOBS))
+    assert "were made for other request files" in run.failure(SYNTHETIC_SAMPLES) and converse.log == []
+    recorded.write_parquet(run.path(SYNTHESIS_JOBS))
 
     control.outcomes[sorted(jobs.drop_nulls("job_arn").get_column("job_name"))[0]] = "PartiallyCompleted"  # 3 records missing
     for _ in range(10):  # the sensor's ticks as time goes on: record, submit the pending files, until every job is done
@@ -187,7 +191,10 @@ def test_small_deficit_stays_online(loop):
     path = Path(run.config.config_path)
     raw = yaml.safe_load(path.read_text())
     raw["synthesis"]["batch"]["min_requests"] = 100_000
+    raw.setdefault("bedrock", {})["batch_prices"] = {}  # an on-demand price and no batch price: the estimate says no batch cost
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    printed = CliRunner().invoke(main, ["estimate", "--config", str(path), "--partition", PARTITION], catch_exceptions=False)
+    assert printed.exit_code == 0 and "through batch inference" not in printed.output and "$" in printed.output, printed.output
     run = Project(path, run.instance)
     assert run.materialize(SYNTHESIS_REQUESTS).success
     assert run.stored(SYNTHESIS_REQUESTS).is_empty() and server.keys(bucket, "synthesis-input/") == []

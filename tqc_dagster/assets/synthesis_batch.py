@@ -155,6 +155,9 @@ def prefill_from_batch(config: TqcConfig, partition: str, pairs: list[tuple[dict
                             f"batch inference, but {SYNTHESIS_REQUESTS} of {partition} {state}: materialize {SYNTHESIS_REQUESTS} and turn on the {SENSOR} sensor")
     if jobs is None or jobs.is_empty():
         raise BatchNotReady(f"no batch job of {partition} is recorded yet: turn on the {SENSOR} sensor (it submits them and requests synthetic_samples once they are done)")
+    if set(jobs.get_column("sha256")) != set(request_files(requests).get_column("sha256")):  # round 0 changed since they were submitted
+        raise BatchNotReady(f"the batch jobs recorded for {partition} were made for other request files than {SYNTHESIS_REQUESTS} holds now: "
+                            f"materialize {SYNTHESIS_JOBS} of {partition} (the {SENSOR} sensor asks for it) and wait for its jobs")
     jobs = refresh(control_client(batch, config.bedrock.region), jobs)
     waiting = jobs.filter(~pl.col("status").is_in(TERMINAL))
     if waiting.height:

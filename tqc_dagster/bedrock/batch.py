@@ -52,8 +52,9 @@ MAX_PREFIX = 40  # of a job name's 63 characters: at least 23 hex digits (92 bit
 
 
 def name_prefix(judge_version: str) -> str:
-    """Job names of a judge version start with this (ModelInvocationJobName allows no `_`; version names have no `-`)."""
-    return f"tqc-{judge_version.replace('_', '-')}-"
+    """Job names of a judge version start with this (ModelInvocationJobName allows no `_`; version names have no `-`),
+    at most MAX_PREFIX characters, so the content hash after it tells a version's files apart however long its name."""
+    return f"tqc-{judge_version.replace('_', '-')}-"[:MAX_PREFIX]
 
 
 def synthesis_prefix(judge_version: str, model: str) -> str:

@@ -36,7 +36,7 @@ from tqc_dagster.bedrock.batch import IN_FLIGHT, PENDING, JobPlan, all_done, con
 from tqc_dagster.config import TqcConfig
 from tqc_dagster.partitions import partition_key
 from tqc_dagster.resources.storage import asset_path
-from tqc_dagster.stores import StorageError, store_for
+from tqc_dagster.stores import StorageError
 
 TICK_SECONDS = 300
 
@@ -84,14 +84,11 @@ def _batch_sensor(config: TqcConfig, judge_version: str) -> dg.SensorDefinition:
         description=f"Submits and polls {judge_version}'s Bedrock batch jobs; requests its ingest from {batch.output_uri} once they are done.",
     )
     def batch_jobs_sensor(context: dg.SensorEvaluationContext):
-        requests_path = asset_path(config.storage_root, REQUESTS, judge_version)
-        jobs_path = asset_path(config.storage_root, JOBS, judge_version)
-        store = store_for(requests_path, config.s3)
         try:
-            if not store.exists(requests_path):
-                return dg.SkipReason(f"{REQUESTS} of {judge_version} is not materialized yet ({requests_path})")
-            requests = store.read_parquet(requests_path)
-            recorded = store.read_parquet(jobs_path) if store.exists(jobs_path) else None
+            requests = stored_asset(config, REQUESTS, judge_version)
+            if requests is None:
+                return dg.SkipReason(f"{REQUESTS} of {judge_version} is not materialized yet ({asset_path(config.storage_root, REQUESTS, judge_version)})")
+            recorded = stored_asset(config, JOBS, judge_version)
         except StorageError as error:
             return dg.SkipReason(str(error))
         jobs = current_jobs(control_client(batch, config.bedrock.region), job_plan(config, judge_version), requests)

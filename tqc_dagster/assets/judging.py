@@ -11,13 +11,13 @@ import polars as pl
 from tqc_dagster.assets import OWNERS, storage_kinds
 from tqc_dagster.assets.ingest import RECORDS
 from tqc_dagster.assets.metadata import column_schema, counts_dict, table_metadata
-from tqc_dagster.bedrock.batch import JobPlan, control_client, name_prefix, plan_jobs, problems, refresh, submit
+from tqc_dagster.bedrock.batch import JobPlan, control_client, name_prefix, problems, submit_and_record
 from tqc_dagster.config import TqcConfig
-from tqc_dagster.batch_requests import request_files, write_request_files
+from tqc_dagster.batch_requests import request_files, stored_asset, write_request_files
 from tqc_dagster.core.judge_requests import SKIP_REASONS, SKIPPED_SCHEMA, build_requests, missing_from_output, unanswered
 from tqc_dagster.resources.storage import asset_path
 from tqc_dagster.schemas import JudgeJobs, JudgeRequests
-from tqc_dagster.stores import join, store_for
+from tqc_dagster.stores import join
 
 GROUP = "judging"
 REQUESTS = "judge_requests"
@@ -67,11 +67,11 @@ class RequestsConfig(dg.Config):
 
 
 def _stored(config: TqcConfig, asset: str, judge_version: str) -> pl.DataFrame:
-    path = asset_path(config.storage_root, asset, judge_version)
-    store = store_for(path, config.s3)
-    if not store.exists(path):
-        raise FileNotFoundError(f"{asset} of {judge_version} is not materialized ({path})")
-    return store.read_parquet(path)
+    """`stored_asset`, or FileNotFoundError naming the asset, the version and the path when it is not materialized."""
+    stored = stored_asset(config, asset, judge_version)
+    if stored is None:
+        raise FileNotFoundError(f"{asset} of {judge_version} is not materialized ({asset_path(config.storage_root, asset, judge_version)})")
+    return stored
 
 
 def requests_again(config: TqcConfig, judge_version: str, judge_from_records: pl.DataFrame, translation_ids: list[int], log) -> pl.DataFrame:
@@ -167,6 +167,6 @@ def build_judging_assets(config: TqcConfig, judge_versions: dg.PartitionsDefinit
         judge_version = context.partition_key
         client = control_client(config.judge_versions[judge_version].batch, config.bedrock.region)
         plan = job_plan(config, judge_version)
-        yield jobs_output(JudgeJobs.validate(refresh(client, submit(client, plan_jobs(request_files(judge_requests), plan), plan, context.log.info))), context.log)
+        yield jobs_output(JudgeJobs.validate(submit_and_record(client, request_files(judge_requests), plan, context.log.info)), context.log)
 
     return [judge_requests, judge_jobs]

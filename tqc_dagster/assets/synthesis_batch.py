@@ -28,7 +28,7 @@ from tqc_dagster.assets.judging import jobs_output
 from tqc_dagster.assets.metadata import column_schema, counts_dict, table_metadata
 from tqc_dagster.batch_requests import request_files, stored_asset, write_request_files
 from tqc_dagster.bedrock.cache import request_key
-from tqc_dagster.bedrock.batch import JOB_SCHEMA, TERMINAL, JobPlan, control_client, plan_jobs, problems, refresh, submit, synthesis_prefix
+from tqc_dagster.bedrock.batch import JOB_SCHEMA, TERMINAL, JobPlan, control_client, problems, refresh, submit_and_record, synthesis_prefix
 from tqc_dagster.config import TqcConfig, batch_output_glob
 from tqc_dagster.core.split import source_is_test
 from tqc_dagster.core.synthesis import deficits
@@ -128,7 +128,7 @@ def build_synthesis_batch_assets(config: TqcConfig, partitions: dg.PartitionsDef
             jobs = pl.DataFrame(schema=JOB_SCHEMA)
         else:
             client = control_client(batch, config.bedrock.region)
-            jobs = refresh(client, submit(client, plan_jobs(request_files(synthesis_requests), plan), plan, context.log.info))
+            jobs = submit_and_record(client, request_files(synthesis_requests), plan, context.log.info)
         yield jobs_output(SynthesisJobs.validate(jobs), context.log)
 
     return [synthesis_requests, synthesis_jobs]

@@ -161,6 +161,11 @@ def refresh(client, jobs: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=JOB_SCHEMA)
 
 
+def submit_and_record(client, files: pl.DataFrame, plan: JobPlan, log: Callable[[str], None]) -> pl.DataFrame:
+    """The jobs of request `files` (`request_file`, `sha256`, `records`) after `submit`, with the statuses Bedrock has now."""
+    return refresh(client, submit(client, plan_jobs(files, plan), plan, log))
+
+
 def all_done(jobs: pl.DataFrame) -> bool:
     """Every request file has a job in a terminal state."""
     return jobs.height > 0 and jobs.get_column("status").is_in(TERMINAL).all()

@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 PORT ?= 3000
 # Test processes. 1 (the default): one pytest process. More (make test TEST_WORKERS=3): pytest-xdist, a test module
-# per process at a time, about 1.9x faster on 2 cores; not the default, because in 1 of 4 such runs a worker died of a
-# segmentation fault in a Hugging Face `datasets` test and xdist's loadfile scheduler then hung (README: "The test suite").
+# per process at a time; not the default, because in 1 of 4 such runs a worker died of a segmentation fault in a
+# Hugging Face `datasets` test (README: "The test suite"). --max-worker-restart 0: a crashed worker ends the session
+# with the crash reported, where replacing it makes xdist's loadfile scheduler hang (pytest-xdist issues 784, 1378).
 TEST_WORKERS ?= 1
-XDIST := $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+XDIST := $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0)
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: install run test dev demo-data clean

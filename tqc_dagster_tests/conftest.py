@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +46,26 @@ def pytest_configure(config):
         tempfile.tempdir = None
 
 
+def pytest_sessionstart(session):
+    """SIGINT handled again where the shell ignored it: a shell without job control starts background commands
+    (`make test &`, a CI step) with SIGINT ignored, and children inherit that, so `dagster dev` would ignore the
+    SIGINT of its clean shutdown and be killed only after DagsterServer.stop's 40 s of timeouts."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
+    """Under pytest-xdist the slowest modules first (SLOW_MODULES_FIRST). In one process, what is started early
+    (see `started_early`) is waited for last: first the modules that need none of it, then those that need the
+    shared full run, then the modules whose own preparation started early."""
+
+    full_run_modules = {item.path for item in items if "full_run" in item.fixturenames}
+
+    def rank(item) -> int:  # per module: a module's tests stay together, so its module fixtures are made once
         name = item.path.name
-        return SLOW_MODULES_FIRST.index(name) if name in SLOW_MODULES_FIRST else len(SLOW_MODULES_FIRST)
+        if "PYTEST_XDIST_WORKER" in os.environ:
+            return SLOW_MODULES_FIRST.index(name) if name in SLOW_MODULES_FIRST else len(SLOW_MODULES_FIRST)
+        return 2 if hasattr(item.module, START_EARLY) else int(item.path in full_run_modules)
 
     items.sort(key=rank)  # stable: the order inside a module and among the others is kept
 
@@ -152,15 +172,81 @@ class FullRun:
         return folder / self.config_path.name
 
 
-@pytest.fixture(scope="session")
-def full_run(demo_dir, tmp_path_factory) -> FullRun:
-    """One `tqc run` of the whole graph on the demo data, computed once per test session and shared: read it,
-    never change it (`full_run.copy(folder)` for a project of your own)."""
+def tqc_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The installed `tqc` command in a process of its own (stdout and stderr as one text), with `env` less
+    DAGSTER_HOME and TQC_CONFIG: a project's instance is the `dagster_home/` beside its config."""
+    env = {name: value for name, value in env.items() if name not in ("DAGSTER_HOME", "TQC_CONFIG", "PYTEST_CURRENT_TEST")}
+    tqc = Path(sys.executable).with_name("tqc")
+    return subprocess.run([str(tqc), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
 
+
+def make_full_run(tmp_path_factory, demo_dir: Path, env: dict[str, str]) -> FullRun:
     def make(folder: Path) -> None:
-        _, result = run_project(folder / "project", demo_dir)
-        assert result.exit_code == 0, result.output
-        (folder / "output.txt").write_text(result.output)
+        config_path = write_config(folder / "project", demo_dir)
+        result = tqc_process(env, "run", "--config", str(config_path))
+        if result.returncode != 0:
+            raise RuntimeError(f"the shared full `tqc run` exited {result.returncode}:\n{result.stdout}")
+        (folder / "output.txt").write_text(result.stdout)
 
     folder = made_once(tmp_path_factory, "full_run", make)
     return FullRun(folder / "project" / "tqc.yaml", (folder / "output.txt").read_text())
+
+
+@pytest.fixture(scope="session")
+def full_run(started_early, demo_dir, tmp_path_factory) -> FullRun:
+    """One `tqc run` of the whole graph on the demo data, computed once per test session (in a `tqc` process,
+    started early in a one-process run) and shared: read it, never change it (`full_run.copy(folder)` for a
+    project of your own)."""
+    return started_early.result("full_run", lambda: make_full_run(tmp_path_factory, demo_dir, dict(os.environ)))
+
+
+START_EARLY = "start_early"  # a test module's `start_early(folder, env)`: its preparation, with a close()
+
+
+class EarlyStarts:
+    """Products of the session that run mostly in other processes (a `tqc run`, a `dagster dev` and its daemon's
+    30 s ticks), each made at most once: started early in background threads, or made when first asked for."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="started-early")
+        self.futures: dict[str, Future] = {}
+
+    def start(self, name: str, make: Callable):
+        self.futures.setdefault(name, self.pool.submit(make))
+
+    def result(self, name: str, make: Callable):
+        if name not in self.futures:
+            future = self.futures[name] = Future()
+            try:
+                future.set_result(make())
+            except BaseException as error:
+                future.set_exception(error)
+        return self.futures[name].result()
+
+    def close(self) -> None:
+        """Waits for what is still starting, then closes every product that has a close() (servers)."""
+        self.pool.shutdown(wait=True)
+        for future in self.futures.values():
+            if future.exception() is None and hasattr(future.result(), "close"):
+                future.result().close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_early(request, tmp_path_factory):
+    """In a one-process run, before the first test: the shared full run, and each collected module's
+    `start_early(folder, env)`, in background threads, so that the tests ordered before their first user
+    (pytest_collection_modifyitems) fill the time those processes take on the second core. Under pytest-xdist
+    nothing starts early: the other workers fill the waits. The environment is the one at session start, before
+    any test changes it."""
+    starts = EarlyStarts()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        env = dict(os.environ)
+        items = request.session.items
+        if any("full_run" in item.fixturenames for item in items):
+            demo = request.getfixturevalue("demo_dir")
+            starts.start("full_run", lambda: make_full_run(tmp_path_factory, demo, env))
+        for module in dict.fromkeys(item.module for item in items if hasattr(item.module, START_EARLY)):
+            folder = tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[-1])
+            starts.start(module.__name__, lambda module=module, folder=folder: getattr(module, START_EARLY)(folder, env))
+    yield starts
+    starts.close()

@@ -184,8 +184,9 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def server_env(config_path: Path, home: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def server_env(config_path: Path, home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) with the project's DAGSTER_HOME and TQC_CONFIG."""
+    env = dict(os.environ if base is None else base)
     env.update(
         {
             "DAGSTER_HOME": str(home),
@@ -200,8 +201,9 @@ def server_env(config_path: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def start_dagster(config_path: Path, port: int | None = None) -> DagsterServer:
-    """Start `dagster dev` (webserver, daemon, code server) in its own process group; does not wait."""
+def start_dagster(config_path: Path, port: int | None = None, env: dict[str, str] | None = None) -> DagsterServer:
+    """Start `dagster dev` (webserver, daemon, code server) in its own process group; does not wait.
+    `env`: the environment to start it from (default: this process's)."""
     config_path = Path(config_path).resolve()
     home = prepare_home(config_path)
     port = port or free_port()
@@ -211,7 +213,7 @@ def start_dagster(config_path: Path, port: int | None = None) -> DagsterServer:
     process = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
-        env=server_env(config_path, home),
+        env=server_env(config_path, home, env),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -1,18 +1,22 @@
 """The running webserver: `dagster dev` on a free loopback port, driven through its GraphQL API.
 
 One server for the module (see dagster_server.py). Before it starts, `tqc run` materializes judge
-version v1 (everything but judge_agreement, which needs both versions) on the same instance; the
-tests then check that every asset, check, job and sensor is served with its partitions, launch
-the backfill of judge version v2 the way the UI's "Materialize" dialog does (one asset backfill:
-every asset, partition `v2` of the root asset judge_records; Dagster derives the downstream
-partitions through the partition mappings), wait for it, read the materializations and check
-results back, and launch one run of the `judgments` job for `v1|model_b` the way the UI launches
-a single partition.
+version v1 (everything but judge_agreement, which needs both versions) on the same instance; then
+the backfill of judge version v2 is launched the way the UI's "Materialize" dialog does (one asset
+backfill: every asset, partition `v2` of the root asset judge_records; Dagster derives the
+downstream partitions through the partition mappings). That preparation is `start_early`: in a
+one-process run it starts before the first test and the daemon's 30 s ticks pass while other
+modules run (conftest.started_early). The tests check that every asset, check, job and sensor is
+served with its partitions, wait for the backfill, read the materializations and check results
+back, and launch one run of the `judgments` job for `v1|model_b` the way the UI launches a single
+partition.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -26,8 +30,9 @@ from tqc_dagster.assets.samples import SYNTHETIC_SAMPLES as SYNTHETIC
 from tqc_dagster.cli import main
 from tqc_dagster.config import load_config
 from tqc_dagster.definitions import STAGES, build_definitions
-from tqc_dagster_tests.conftest import write_config
-from tqc_dagster_tests.dagster_server import ALL_ASSETS, JUDGE_VERSION_ASSETS, MODEL_ASSETS, DagsterServer, running_dagster
+from tqc_dagster.demo_data import write_demo_data
+from tqc_dagster_tests.conftest import tqc_process, write_config
+from tqc_dagster_tests.dagster_server import ALL_ASSETS, JUDGE_VERSION_ASSETS, MODEL_ASSETS, DagsterServer, start_dagster
 
 RECORDS_PER_VERSION = 120  # few records: the UI tests are about the server, not the data
 SAMPLE_PARTITIONS = ["v1|model_a", "v1|model_b", "v2|model_a", "v2|model_b"]
@@ -41,21 +46,50 @@ def tqc(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def config_path(tmp_path_factory) -> Path:
-    """A project with v1 materialized by `tqc run` (on the instance the server will use)."""
-    from tqc_dagster.demo_data import write_demo_data
+@dataclass
+class UiProject:
+    """v1 materialized by `tqc run`, `dagster dev` serving it on the same instance, and the v2 backfill launched."""
 
-    folder = tmp_path_factory.mktemp("ui_graphql")
+    config_path: Path
+    server: DagsterServer
+    backfill_id: str
+    launched_at: float  # time.monotonic() when the backfill was launched
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def start_early(folder: Path, env: dict[str, str]) -> UiProject:
+    """The module's preparation, from environment `env` (conftest.started_early): returns once the backfill is launched."""
     write_demo_data(folder / "demo", records=RECORDS_PER_VERSION, seed=7)
     path = write_config(folder / "project", folder / "demo")
     not_agreement = ",".join(sorted(ALL_ASSETS - MODEL_ASSETS))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)  # tqc run: dagster_home/ beside the config
-        patch.delenv("TQC_CONFIG", raising=False)
-        result = tqc("run", "--config", str(path), "--partition", "v1|model_a", "--partition", "v1|model_b", "--select", not_agreement)
-    assert result.exit_code == 0, result.output
-    return path
+    result = tqc_process(env, "run", "--config", str(path), "--partition", "v1|model_a", "--partition", "v1|model_b", "--select", not_agreement)
+    if result.returncode != 0:
+        raise RuntimeError(f"tqc run of v1 exited {result.returncode}:\n{result.stdout}")
+    server = start_dagster(path, env=env)
+    try:
+        server.wait_until_loaded(timeout=180)
+        launched_at = time.monotonic()
+        launched = server.graphql(LAUNCH_BACKFILL, {"params": judge_version_backfill_params(sorted(ALL_ASSETS), "v2")})["launchPartitionBackfill"]
+        if launched["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"the v2 backfill was not launched: {launched}")
+    except BaseException:
+        server.stop()
+        raise
+    return UiProject(path, server, launched["backfillId"], launched_at)
+
+
+@pytest.fixture(scope="module")
+def project(started_early, tmp_path_factory) -> UiProject:
+    made = started_early.result(__name__, lambda: start_early(tmp_path_factory.mktemp("test_ui_graphql"), dict(os.environ)))
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def config_path(project) -> Path:
+    return project.config_path
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +98,8 @@ def defs(config_path):
 
 
 @pytest.fixture(scope="module")
-def server(config_path) -> DagsterServer:
-    with running_dagster(config_path, timeout=180) as running:
-        yield running
+def server(project) -> DagsterServer:
+    return project.server
 
 
 @pytest.fixture(scope="module")
@@ -255,18 +288,16 @@ def wait_for(describe, done, timeout: float, server: DagsterServer, interval: fl
 
 
 @pytest.fixture(scope="module")
-def v2_backfill(server) -> dict:
-    """Launch the backfill of judge version v2 (every asset) and wait until the daemon finishes it."""
-    started = time.monotonic()
-    launched = server.graphql(LAUNCH_BACKFILL, {"params": judge_version_backfill_params(sorted(ALL_ASSETS), "v2")})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+def v2_backfill(project) -> dict:
+    """The backfill of judge version v2 (every asset), once the daemon has finished it."""
+    server = project.server
     backfill = wait_for(
-        lambda: server.graphql(BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"],
+        lambda: server.graphql(BACKFILL, {"id": project.backfill_id})["partitionBackfillOrError"],
         lambda b: b["status"] in FINISHED,
         BACKFILL_TIMEOUT_S,
         server,
     )
-    backfill["seconds"] = round(time.monotonic() - started)
+    backfill["seconds"] = round(time.monotonic() - project.launched_at)
     print(f"v2 backfill {backfill['id']}: {backfill['status']} in {backfill['seconds']} s, {len(backfill['runs'])} runs")
     return backfill
 

@@ -14,6 +14,8 @@ from tqc_dagster.core.judgments import Thresholds
 from tqc_dagster.core.rubric import CRITERIA, MAX_SCORE, SIMPLE_CRITERIA
 from tqc_dagster.core.synthesis import rows_outside_their_group
 from tqc_dagster.core.synthesis import perturbations as p
+from tqc_dagster.core.synthesis.format_damage import WRAPS
+from tqc_dagster.core.synthesis.perturbation_frame import LATIN_WORD, NUMBER
 from tqc_dagster.core.synthesis.rules import RulesBackend
 from tqc_dagster_tests.samples import sample, samples_frame, scores_for
 
@@ -150,7 +152,7 @@ def test_criterion_0_bucket_0_refuses_everything(made):
 
 @pytest.mark.parametrize("bucket", (4, 3, 2))
 def test_criterion_1_leaves_a_graded_number_of_words_in_english(made, bucket):
-    word = re.compile(p.LATIN_WORD)
+    word = re.compile(LATIN_WORD)
     for row in rows(made, 1, bucket):
         added = [w for w in word.findall(row["translation"]) if w not in word.findall(row["base"])]
         assert len(added) == p.ENGLISH_WORDS[bucket] and set(added) <= set(word.findall(row["source"])), row["translation"]
@@ -209,7 +211,7 @@ def test_criterion_3_inserts_a_graded_number_of_symbols(made, bucket):
 
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_criterion_4_changes_a_quantity_by_a_graded_factor(made, bucket):
-    number = re.compile(p.NUMBER)
+    number = re.compile(NUMBER)
     low, high = p.QUANTITY_BANDS[bucket]
     for row in rows(made, 4, bucket):
         before, after = number.findall(row["base"]), number.findall(row["translation"])
@@ -231,7 +233,7 @@ def test_criterion_5_damages_the_format_by_a_graded_amount(made, bucket, lines):
         assert text.count("\n") + 1 == lines, text
         marks = re.findall(r"^(\S+) ", text, flags=re.MULTILINE)
         if bucket == 4:
-            wrapped = any(text == f"{o}{row['base']}{c}" for o, c in p.WRAPS)
+            wrapped = any(text == f"{o}{row['base']}{c}" for o, c in WRAPS)
             assert wrapped or text == f"{marks[0]} {row['base']}", text
             assert "adds 1 format mark" in row["thought"]
         else:

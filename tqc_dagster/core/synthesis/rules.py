@@ -20,7 +20,8 @@ from tqc_dagster.core.hashing import stable_hash_expr, stable_id_expr
 from tqc_dagster.core.judgments import SAMPLE_COLUMNS, Thresholds, with_derived_columns
 from tqc_dagster.core.rubric import CRITERIA, JUDGED, MAX_SCORE, N_SCORES, SIMPLE_CRITERIA, SYNTHETIC
 from tqc_dagster.core.synthesis import GROUP_KEYS, SynthesisOutput
-from tqc_dagster.core.synthesis.perturbations import REQUIRES, family, prepare
+from tqc_dagster.core.synthesis.perturbation_frame import prepare
+from tqc_dagster.core.synthesis.perturbations import REQUIRES, family
 
 NAME = "rules"
 RULE_SET = "rules-v2"

@@ -7,6 +7,8 @@ Runs pytest in this process with a small plugin that reads, around every test ph
 the process's own CPU time and that of its reaped children (`resource.getrusage`: a server or `dagster dev`
 counts once the test's fixture has stopped it, with the runs it launched). A module's CPU beside its wall
 time says how much of it a second core could take (CPU ≈ wall) and how much is waiting (CPU << wall).
+What the conftest starts early (the shared full run, a module's `start_early`) runs in background threads and
+processes: it counts against the module running when it is reaped, so read those columns with that in mind.
 Prints a table, slowest module first, and the totals; asserts nothing.
 """
 

@@ -20,9 +20,10 @@ DEMO_RECORDS = 400
 # moto's request recorder (s3_server.recording) writes its log to this file, read when moto is first imported:
 # set before any test module imports it, so nothing lands in the working tree.
 os.environ.setdefault("MOTO_RECORDER_FILEPATH", os.path.join(tempfile.gettempdir(), f"tqc-moto-recording-{os.getpid()}"))
-# The modules that take longest, mostly waiting on servers and daemons: started first, so that under pytest-xdist
-# (make test TEST_WORKERS=3: --dist loadfile --no-loadscope-reorder, modules handed out in this order, one per worker at a time) the
-# other workers fill the waits. Without --no-loadscope-reorder xdist hands out the modules with the most tests first.
+# Under pytest-xdist only (in one process `started_early` decides the order): the modules that take longest, mostly
+# waiting on servers and daemons, started first (make test TEST_WORKERS=3: --dist loadfile --no-loadscope-reorder, modules
+# handed out in this order, one per worker at a time), so that the other workers fill the waits. Without
+# --no-loadscope-reorder xdist hands out the modules with the most tests first.
 SLOW_MODULES_FIRST = ("test_ui_graphql.py", "test_judging_loop.py", "test_s3_pipeline.py", "test_synthesis_batch.py", "test_ui_browser.py", "test_guard_rails.py")
 
 
@@ -47,9 +48,9 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
-    """SIGINT handled again where the shell ignored it: a shell without job control starts background commands
-    (`make test &`, a CI step) with SIGINT ignored, and children inherit that, so `dagster dev` would ignore the
-    SIGINT of its clean shutdown and be killed only after DagsterServer.stop's 40 s of timeouts."""
+    """SIGINT handled again where the shell ignored it: a shell without job control (a script) starts its
+    background commands (`make test &`) with SIGINT ignored, and children inherit that, so `dagster dev` would
+    ignore the SIGINT of its clean shutdown and be killed only after DagsterServer.stop's 40 s of timeouts."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -59,13 +60,17 @@ def pytest_collection_modifyitems(items):
     (see `started_early`) is waited for last: first the modules that need none of it, then those that need the
     shared full run, then the modules whose own preparation started early."""
 
-    full_run_modules = {item.path for item in items if "full_run" in item.fixturenames}
+    if "PYTEST_XDIST_WORKER" in os.environ:
 
-    def rank(item) -> int:  # per module: a module's tests stay together, so its module fixtures are made once
-        name = item.path.name
-        if "PYTEST_XDIST_WORKER" in os.environ:
+        def rank(item) -> int:
+            name = item.path.name
             return SLOW_MODULES_FIRST.index(name) if name in SLOW_MODULES_FIRST else len(SLOW_MODULES_FIRST)
-        return 2 if hasattr(item.module, START_EARLY) else int(item.path in full_run_modules)
+
+    else:
+        full_run_modules = {item.path for item in items if "full_run" in item.fixturenames}
+
+        def rank(item) -> int:  # per module: a module's tests stay together, so its module fixtures are made once
+            return 2 if hasattr(item.module, START_EARLY) else int(item.path in full_run_modules)
 
     items.sort(key=rank)  # stable: the order inside a module and among the others is kept
 
@@ -172,21 +177,22 @@ class FullRun:
         return folder / self.config_path.name
 
 
-def tqc_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """The installed `tqc` command in a process of its own (stdout and stderr as one text), with `env` less
-    DAGSTER_HOME and TQC_CONFIG: a project's instance is the `dagster_home/` beside its config."""
+def tqc_process(env: dict[str, str], *args: str) -> str:
+    """The installed `tqc` command (`make install`) in a process of its own, with `env` less DAGSTER_HOME, TQC_CONFIG
+    (a project's instance is the `dagster_home/` beside its config) and PYTEST_CURRENT_TEST: its standard output.
+    Raises RuntimeError with both outputs when it exits non-zero."""
     env = {name: value for name, value in env.items() if name not in ("DAGSTER_HOME", "TQC_CONFIG", "PYTEST_CURRENT_TEST")}
-    tqc = Path(sys.executable).with_name("tqc")
-    return subprocess.run([str(tqc), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    command = [str(Path(sys.executable).with_name("tqc")), *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n--- stderr ---\n{result.stderr}")
+    return result.stdout
 
 
 def make_full_run(tmp_path_factory, demo_dir: Path, env: dict[str, str]) -> FullRun:
     def make(folder: Path) -> None:
         config_path = write_config(folder / "project", demo_dir)
-        result = tqc_process(env, "run", "--config", str(config_path))
-        if result.returncode != 0:
-            raise RuntimeError(f"the shared full `tqc run` exited {result.returncode}:\n{result.stdout}")
-        (folder / "output.txt").write_text(result.stdout)
+        (folder / "output.txt").write_text(tqc_process(env, "run", "--config", str(config_path)))
 
     folder = made_once(tmp_path_factory, "full_run", make)
     return FullRun(folder / "project" / "tqc.yaml", (folder / "output.txt").read_text())
@@ -197,34 +203,32 @@ def full_run(started_early, demo_dir, tmp_path_factory) -> FullRun:
     """One `tqc run` of the whole graph on the demo data, computed once per test session (in a `tqc` process,
     started early in a one-process run) and shared: read it, never change it (`full_run.copy(folder)` for a
     project of your own)."""
-    return started_early.result("full_run", lambda: make_full_run(tmp_path_factory, demo_dir, dict(os.environ)))
+    return started_early.take("full_run", lambda: make_full_run(tmp_path_factory, demo_dir, dict(os.environ)))
 
 
 START_EARLY = "start_early"  # a test module's `start_early(folder, env)`: its preparation, with a close()
 
 
 class EarlyStarts:
-    """Products of the session that run mostly in other processes (a `tqc run`, a `dagster dev` and its daemon's
-    30 s ticks), each made at most once: started early in background threads, or made when first asked for."""
+    """Products of the session made in other processes (a `tqc run`, a `dagster dev` and its daemon's 30 s ticks):
+    started early in background threads, then taken by the fixture that first asks for them."""
 
     def __init__(self):
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="started-early")
         self.futures: dict[str, Future] = {}
 
-    def start(self, name: str, make: Callable):
-        self.futures.setdefault(name, self.pool.submit(make))
-
-    def result(self, name: str, make: Callable):
+    def start(self, name: str, make: Callable) -> None:
         if name not in self.futures:
-            future = self.futures[name] = Future()
-            try:
-                future.set_result(make())
-            except BaseException as error:
-                future.set_exception(error)
-        return self.futures[name].result()
+            self.futures[name] = self.pool.submit(make)
+
+    def take(self, name: str, make: Callable):
+        """What was started as `name` (waiting for it), now the caller's to close; else `make()` now. A second
+        take makes a new one: a module that pytest splits (--ff, --nf) never gets a product already closed."""
+        future = self.futures.pop(name, None)
+        return future.result() if future is not None else make()
 
     def close(self) -> None:
-        """Waits for what is still starting, then closes every product that has a close() (servers)."""
+        """Waits for what is still starting, then closes what nobody took and has a close() (servers)."""
         self.pool.shutdown(wait=True)
         for future in self.futures.values():
             if future.exception() is None and hasattr(future.result(), "close"):

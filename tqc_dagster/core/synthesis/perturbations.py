@@ -80,7 +80,6 @@ REQUIRES = {
 }
 
 
-
 # --- criterion 0: sensitive content refused (omission behind a refusal) ------------------------------------
 
 
@@ -283,7 +282,6 @@ def _quantity(bucket: int) -> Family:
         return pl.when(valid).then(_nth_number_replaced(index, old_text, new_text)), defect
 
     return Family(pl.col("_q") * len(factors), make, (scale, rounded, measured))
-
 
 
 def family(criterion: int, bucket: int) -> Family:

@@ -113,17 +113,12 @@ def run_project(folder: Path, demo_dir: Path, *args: str):
 
 @pytest.fixture(scope="session")
 def offline_datasets(tmp_path_factory):
-    """Hugging Face `datasets`, offline, with its caches in a temporary folder: (the module, the cache folder)."""
-    home = tmp_path_factory.mktemp("hf")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_DATASETS_OFFLINE", "1")
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("HF_HOME", str(home))
-        import datasets
+    """Hugging Face `datasets`, offline, in a worker process of its own, its caches in a temporary folder."""
+    from tqc_dagster_tests.hf_datasets import OfflineDatasets
 
-        patch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-        datasets.disable_progress_bars()
-        yield datasets, str(home / "cache")
+    hf = OfflineDatasets(tmp_path_factory.mktemp("hf"))
+    yield hf
+    hf.close()
 
 
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:

@@ -369,9 +369,8 @@ def test_validators_flag_an_empty_system_prompt(good, kind, change):
 
 @pytest.fixture(scope="module")
 def hf(offline_datasets):
-    """Load one file with Hugging Face `datasets` (offline)."""
-    datasets, cache = offline_datasets
-    return lambda kind, path: datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=cache)
+    """Load one file with Hugging Face `datasets` (offline, in its own process): its rows."""
+    return lambda kind, path: offline_datasets.load_dataset(kind, data_files=str(path), split="train")
 
 
 def write_all(root: Path, frames: dict[str, pl.DataFrame], config: TqcConfig) -> dict[str, dict]:

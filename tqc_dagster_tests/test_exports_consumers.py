@@ -31,9 +31,8 @@ def exported(full_run):
 
 @pytest.fixture(scope="module")
 def load(offline_datasets):
-    """`datasets.load_dataset(folder[, name])`, offline."""
-    datasets, cache = offline_datasets
-    return lambda path, name=None: datasets.load_dataset(str(path), name, cache_dir=cache)
+    """`datasets.load_dataset(folder[, name])`, offline, in its own process: {split: rows}."""
+    return lambda path, name=None: offline_datasets.load_dataset(str(path), name)
 
 
 @pytest.mark.parametrize("target_model", TARGET_MODELS)

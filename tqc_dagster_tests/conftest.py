@@ -208,9 +208,19 @@ class EarlyStarts:
     """Products of the session made in other processes (a `tqc run`, a `dagster dev` and its daemon's 30 s ticks):
     started early in background threads, then taken by the fixture that first asks for them."""
 
-    def __init__(self):
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="started-early")
         self.futures: dict[str, Future] = {}
+
+    def preparation(self, module, env: dict[str, str]) -> Callable:
+        """The module's `start_early(folder, env)` in a folder named after it (made now, in this thread)."""
+        folder = self.tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[-1])
+        return lambda: getattr(module, START_EARLY)(folder, env)
+
+    def take_module(self, module):
+        """The module's `start_early` product (see `take`), from this process's environment when it is made now."""
+        return self.take(module.__name__, lambda: self.preparation(module, dict(os.environ))())
 
     def start(self, name: str, make: Callable) -> None:
         if name not in self.futures:
@@ -237,7 +247,7 @@ def started_early(request, tmp_path_factory):
     (pytest_collection_modifyitems) fill the time those processes take on the second core. Under pytest-xdist
     nothing starts early: the other workers fill the waits. The environment is the one at session start, before
     any test changes it."""
-    starts = EarlyStarts()
+    starts = EarlyStarts(tmp_path_factory)
     if "PYTEST_XDIST_WORKER" not in os.environ:
         env = dict(os.environ)
         items = request.session.items
@@ -245,7 +255,6 @@ def started_early(request, tmp_path_factory):
             demo = request.getfixturevalue("demo_dir")
             starts.start("full_run", lambda: make_full_run(tmp_path_factory, demo, env))
         for module in dict.fromkeys(item.module for item in items if hasattr(item.module, START_EARLY)):
-            folder = tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[-1])
-            starts.start(module.__name__, lambda module=module, folder=folder: getattr(module, START_EARLY)(folder, env))
+            starts.start(module.__name__, starts.preparation(module, env))
     yield starts
     starts.close()

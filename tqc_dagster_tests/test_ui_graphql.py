@@ -14,7 +14,7 @@ partition.
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +79,8 @@ def start_early(folder: Path, env: dict[str, str]) -> UiProject:
 
 
 @pytest.fixture(scope="module")
-def project(started_early, tmp_path_factory) -> UiProject:
-    made = started_early.take(__name__, lambda: start_early(tmp_path_factory.mktemp("test_ui_graphql"), dict(os.environ)))
+def project(started_early) -> UiProject:
+    made = started_early.take_module(sys.modules[__name__])
     yield made
     made.close()
 
